@@ -1,0 +1,81 @@
+"""What an agent is: its prompts and turn-taking options. Built once, shared by every call."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Formatter
+
+from agent_runtime.audio.vad import VadOptions
+
+DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What the runtime knows about one call; prompts and tools may read it."""
+
+    call_id: str
+    caller: str = "unknown"
+    callee: str = "unknown"
+    direction: str = "inbound"
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+
+
+class _Defaulting(dict[str, str]):
+    """Missing template variables render as empty text rather than crashing a live call."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render_template(template: str, ctx: CallContext, variables: dict[str, str]) -> str:
+    values = _Defaulting(variables)
+    values.update(ctx.custom_parameters)
+    values.update(
+        caller=ctx.caller,
+        callee=ctx.callee,
+        call_id=ctx.call_id,
+        time=dt.datetime.now().strftime("%H:%M"),
+        date=dt.date.today().isoformat(),
+    )
+    return template.format_map(values)
+
+
+def _check_template(name: str, template: str) -> None:
+    try:
+        list(Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"prompt {name!r} is not a valid template ({exc}); escape braces as {{{{ }}}}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """An agent definition. Prompts are templates: `{caller}`, `{time}`, custom parameters…"""
+
+    name: str
+    system_prompt: str
+    greeting: str
+    fallback_line: str
+    variables: dict[str, str] = field(default_factory=dict)
+    vad: VadOptions = field(default_factory=VadOptions.telephony)
+    max_reply_tokens: int = 200
+
+    def __post_init__(self) -> None:
+        for attr in ("system_prompt", "greeting", "fallback_line"):
+            _check_template(attr, getattr(self, attr))
+
+    @classmethod
+    def from_prompts(cls, name: str = "default", prompts_dir: Path | None = None, **kwargs: object) -> "Agent":
+        """Loads `system.txt`, `greeting.txt` and `fallback.txt` from a prompts folder."""
+        folder = prompts_dir or DEFAULT_PROMPTS_DIR
+        texts: dict[str, str] = {}
+        for key, filename in (("system_prompt", "system.txt"), ("greeting", "greeting.txt"), ("fallback_line", "fallback.txt")):
+            path = folder / filename
+            if not path.is_file():
+                raise ValueError(f"agent {name!r}: prompt file {path} is missing; create it or pass prompts_dir")
+            texts[key] = path.read_text(encoding="utf-8").strip()
+        variables = {"business_name": "Acme Dental"}
+        variables.update(kwargs.pop("variables", {}) or {})  # type: ignore[arg-type]
+        return cls(name=name, variables=variables, **texts, **kwargs)  # type: ignore[arg-type]

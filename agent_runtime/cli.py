@@ -1,0 +1,109 @@
+"""agent-runtime serve | call | demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import anyio
+
+from agent_runtime.config import ConfigError
+
+
+def _run(main, *args) -> None:  # noqa: ANN001
+    backend_options = {"use_uvloop": True} if sys.platform != "win32" else {}
+    anyio.run(main, *args, backend="asyncio", backend_options=backend_options)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from agent_runtime.agent.definition import Agent
+    from agent_runtime.config import ServerConfig
+    from agent_runtime.providers.factory import build_providers
+    from agent_runtime.providers.settings import ProviderSettings
+    from agent_runtime.runtime import Runtime
+    from agent_runtime.server.run import bind, uvicorn_server
+
+    config = ServerConfig.from_env(
+        os.environ, host=args.host, port=args.port, public_url=args.public_url,
+        allow_unsigned=args.allow_unsigned or None, max_calls=args.max_calls,
+    )
+    agent = Agent.from_prompts(prompts_dir=Path(args.prompts) if args.prompts else None)
+    providers = build_providers(ProviderSettings.from_env(os.environ))
+    runtime = Runtime(config, agent, providers)
+    sock = bind(config.host, config.port)
+    print(f"agent-runtime serving on {config.host}:{config.port}; engines {providers.names}")
+    print(f"  Rozper call url: {config.base_url}/rozper/voice   Twilio voice url: {config.base_url}/twilio/voice")
+    server = uvicorn_server(runtime, log_level="info")
+    _run(server.serve, [sock])
+
+
+def cmd_call(args: argparse.Namespace) -> None:
+    from agent_runtime.audio.wav import read_wav_mono, write_wav
+    from agent_runtime.sim.caller import CallScript, Utterance, place_call
+
+    audio, _ = read_wav_mono(Path(args.wav), 8000)
+    script = CallScript(utterances=[Utterance(audio)])
+    secret = os.environ.get("ROZPER_SIGNING_SECRETS", "").split(",")[0].strip() or None
+
+    async def main() -> None:
+        result = await place_call(args.url, script, secret)
+        write_wav(Path(args.record), result.stereo(), 8000)
+        print(f"greeting latency: {result.greeting_latency_ms} ms; turn latencies: {result.turn_latencies_ms} ms")
+        print(f"media messages {result.media_messages}, marks {result.marks_sent}/{result.marks_echoed} echoed, "
+              f"clears {result.clears}; recording {args.record}")
+
+    _run(main)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from agent_runtime.demo import DEFAULT_CALLER_AUDIO, print_report, run_demo
+
+    recording = Path(args.record)
+
+    async def main() -> None:
+        record, result = await run_demo(Path(args.wav) if args.wav else DEFAULT_CALLER_AUDIO, recording)
+        print_report(record, result, recording)
+
+    _run(main)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent-runtime", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("AGENT_LOG_LEVEL", "WARNING"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="answer calls: call-connect endpoint + media WebSocket")
+    serve.add_argument("--host", default=None, help="bind address (env AGENT_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (env AGENT_PORT, default 8080)")
+    serve.add_argument("--public-url", default=None, help="https URL the carrier reaches (env AGENT_PUBLIC_URL)")
+    serve.add_argument("--prompts", default=None, help="prompts folder (default ./prompts)")
+    serve.add_argument("--max-calls", type=int, default=None, help="concurrent call limit (env AGENT_MAX_CALLS)")
+    serve.add_argument("--allow-unsigned", action="store_true", help="development only: no carrier signature")
+    serve.set_defaults(func=cmd_serve)
+    call = sub.add_parser("call", help="place a simulated Rozper call against a running agent")
+    call.add_argument("url", help="the agent's call-connect URL, e.g. http://127.0.0.1:8080/rozper/voice")
+    call.add_argument("--wav", required=True, help="the caller's audio")
+    call.add_argument("--record", default="call.wav", help="stereo recording of both legs")
+    call.set_defaults(func=cmd_call)
+    demo = sub.add_parser("demo", help="run the server in-process and place one call on the offline engines")
+    demo.add_argument("--wav", default=None, help="the caller's audio (default: examples/audio)")
+    demo.add_argument("--record", default="demo_call.wav", help="stereo recording of both legs")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        args.func(args)
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The demo: the server in-process on the embedded defaults, one simulated call, a recording."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+from agent_runtime.agent.definition import Agent
+from agent_runtime.audio.wav import read_wav_mono, write_wav
+from agent_runtime.config import ServerConfig
+from agent_runtime.providers.factory import build_providers
+from agent_runtime.providers.settings import ProviderSettings
+from agent_runtime.runtime import CallRecord, Runtime
+from agent_runtime.server.run import bind, running_server
+from agent_runtime.sim.caller import CallResult, CallScript, Utterance, place_call
+
+EXAMPLES_AUDIO = Path(__file__).resolve().parents[1] / "examples" / "audio"
+DEFAULT_CALLER_AUDIO = EXAMPLES_AUDIO / "caller_librivox_0880.wav"
+
+
+async def run_demo(caller_wav: Path, recording: Path) -> tuple[CallRecord, CallResult]:
+    secret = "rzp_whsec_demo_" + secrets.token_hex(16)  # the demo plays both carrier and agent
+    sock = bind("127.0.0.1", 0)
+    config = ServerConfig(host="127.0.0.1", port=sock.getsockname()[1], signing_secrets=(secret,))
+    print("loading the speech and language engines …", flush=True)
+    providers = build_providers(ProviderSettings.from_env(os.environ))
+    runtime = Runtime(config, Agent.from_prompts(), providers)
+    print(f"engines: {providers.names}")
+    audio, _ = read_wav_mono(caller_wav, 8000)
+    script = CallScript(utterances=[Utterance(audio)], hangup_after_s=1.0)
+    async with running_server(runtime, sock):
+        print(f"placing a simulated call to {config.base_url}/rozper/voice …", flush=True)
+        result = await place_call(f"{config.base_url}/rozper/voice", script, secret)
+    record = runtime.finished_calls[-1]
+    write_wav(recording, result.stereo(), 8000)
+    return record, result
+
+
+def print_report(record: CallRecord, result: CallResult, recording: Path) -> None:
+    print("\nconversation:")
+    for role, text in record.transcript:
+        print(f"  {'agent ' if role == 'assistant' else 'caller'}: {text}")
+    print(f"\ncall ended: {record.end_reason}; malformed frames: {record.malformed_frames}")
+    if result.greeting_latency_ms is not None:
+        print(f"greeting: first audio {result.greeting_latency_ms:.0f} ms after the stream opened")
+    for i, ms in enumerate(result.turn_latencies_ms, 1):
+        print(f"turn {i}: caller's last speech frame → first agent audio {ms:.0f} ms")
+    for trace in record.turns:
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in trace.stages.items())
+        print(f"  generation {trace.generation} stages (ms from end of speech): {stages}")
+    print(f"recording (left caller, right agent): {recording}")

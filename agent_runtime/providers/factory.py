@@ -1,0 +1,77 @@
+"""Builds the STT/LLM/TTS set an agent uses from `ProviderSettings`.
+
+Optional engines are checked here, so a missing extra fails at start-up with the
+`pip install` line to run, rather than on the first call.
+"""
+
+from __future__ import annotations
+
+import openai
+
+from agent_runtime.providers.base import LLM, STT, TTS, Providers
+from agent_runtime.providers.settings import ProviderSettings
+
+
+def build_providers(settings: ProviderSettings) -> Providers:
+    has_key = settings.openai_api_key is not None
+    use_openai = {
+        "llm": settings.llm == "openai" or (settings.llm == "auto" and has_key),
+        "stt": settings.stt == "openai" or (settings.stt == "auto" and has_key),
+        "tts": settings.tts == "openai" or (settings.tts == "auto" and has_key),
+    }
+    # One client (one connection pool) shared by the three OpenAI adapters.
+    client = _openai_client(settings) if any(use_openai.values()) else None
+    names: dict[str, str] = {}
+
+    llm: LLM
+    if client is not None and use_openai["llm"]:
+        from agent_runtime.providers.openai_llm import OpenAILLM
+
+        llm = OpenAILLM(client, settings.llm_model)
+        names["llm"] = f"openai:{settings.llm_model}"
+    else:
+        from agent_runtime.providers.local_llm import LocalLLM
+
+        LocalLLM.check_available()
+        llm = LocalLLM()
+        names["llm"] = "local:SmolLM2-135M-Instruct"
+
+    stt: STT
+    if client is not None and use_openai["stt"]:
+        from agent_runtime.providers.openai_stt import OpenAISTT
+
+        stt = OpenAISTT(client, settings.stt_model)
+        names["stt"] = f"openai:{settings.stt_model}"
+    else:
+        from agent_runtime.providers.pocketsphinx_stt import PocketsphinxSTT
+
+        PocketsphinxSTT.check_available()
+        stt = PocketsphinxSTT()
+        names["stt"] = "pocketsphinx:en-us"
+
+    tts: TTS
+    if client is not None and use_openai["tts"]:
+        from agent_runtime.providers.openai_tts import OpenAITTS
+
+        tts = OpenAITTS(client, settings.tts_model, settings.tts_voice)
+        names["tts"] = f"openai:{settings.tts_model}/{settings.tts_voice}"
+    else:
+        from agent_runtime.providers.espeak_tts import EspeakTTS
+
+        EspeakTTS.check_available()
+        tts = EspeakTTS()
+        names["tts"] = "espeak-ng:en-us"
+
+    return Providers(stt=stt, llm=llm, tts=tts, names=names)
+
+
+def _openai_client(settings: ProviderSettings) -> openai.AsyncOpenAI:
+    api_key = settings.openai_api_key
+    if api_key is None:
+        if settings.openai_base_url is None:
+            raise RuntimeError(
+                "an OpenAI provider was selected (AGENT_LLM/AGENT_STT/AGENT_TTS=openai) but "
+                "OPENAI_API_KEY is not set; set it, or set OPENAI_BASE_URL for a local server"
+            )
+        api_key = "unused"  # local OpenAI-compatible servers (vLLM, Ollama) ignore the key
+    return openai.AsyncOpenAI(api_key=api_key, base_url=settings.openai_base_url)

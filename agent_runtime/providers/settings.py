@@ -1,0 +1,52 @@
+"""Which engines to use, read once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, cast, get_args
+
+LLMChoice = Literal["auto", "openai", "local"]
+STTChoice = Literal["auto", "openai", "pocketsphinx"]
+TTSChoice = Literal["auto", "openai", "espeak"]
+
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """"auto" means the OpenAI-compatible endpoint when an API key is set, else offline."""
+
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    llm_model: str = DEFAULT_LLM_MODEL
+    stt_model: str = "gpt-4o-mini-transcribe"
+    tts_model: str = "gpt-4o-mini-tts"
+    tts_voice: str = "coral"
+    llm: LLMChoice = "auto"
+    stt: STTChoice = "auto"
+    tts: TTSChoice = "auto"
+
+    def __post_init__(self) -> None:
+        # Validate once here so a typo in AGENT_TTS fails at start-up, not on the first call.
+        for name, kind in (("llm", LLMChoice), ("stt", STTChoice), ("tts", TTSChoice)):
+            value = getattr(self, name)
+            if value not in get_args(kind):
+                raise ValueError(f"{name}={value!r}; expected one of {get_args(kind)}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ProviderSettings:
+        """Reads OPENAI_API_KEY, OPENAI_BASE_URL, AGENT_LLM_MODEL, AGENT_LLM/STT/TTS."""
+
+        def get(key: str) -> str | None:
+            value = environ.get(key, "").strip()
+            return value or None
+
+        return cls(
+            openai_api_key=get("OPENAI_API_KEY"),
+            openai_base_url=get("OPENAI_BASE_URL"),
+            llm_model=get("AGENT_LLM_MODEL") or DEFAULT_LLM_MODEL,
+            llm=cast(LLMChoice, (get("AGENT_LLM") or "auto").lower()),
+            stt=cast(STTChoice, (get("AGENT_STT") or "auto").lower()),
+            tts=cast(TTSChoice, (get("AGENT_TTS") or "auto").lower()),
+        )

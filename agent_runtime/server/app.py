@@ -1,0 +1,121 @@
+"""The ASGI app: call-connect (Rozper JSON / Twilio TwiML), the media WebSocket, health."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from agent_runtime.agent.definition import CallContext
+from agent_runtime.call.session import CallSession, HandshakeError
+from agent_runtime.carrier.instructions import ConnectStream, VoiceInstructions, render_rozper, render_twiml
+from agent_runtime.runtime import Runtime
+from agent_runtime.server.edge import check_rozper_body, check_stream_upgrade, check_twilio_form
+
+log = logging.getLogger("agent_runtime.server")
+
+MAX_CONNECT_BODY = 64 * 1024
+
+
+def error(status: int, code: str, message: str) -> JSONResponse:
+    """Rozper's error envelope."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _connect_instructions(runtime: Runtime, context: CallContext) -> VoiceInstructions:
+    token = runtime.tokens.issue(context)
+    stream = ConnectStream(url=runtime.config.media_url, parameters={"session_token": token, "call_id": context.call_id})
+    return VoiceInstructions(instructions=[stream])
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    config = runtime.config
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "active_calls": len(runtime.active_calls)})
+
+    async def rozper_voice(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_CONNECT_BODY:
+            return error(413, "bad_request", "body too large")
+        problem = check_rozper_body(config, request.headers, body)
+        if problem:
+            log.warning("call-connect refused: %s", problem)
+            return error(401, "unauthorized", "signature verification failed")
+        try:
+            event = json.loads(body)
+            data: dict[str, Any] = event["data"]
+            call_id = str(data.get("call_id") or runtime.new_call_id())
+        except (ValueError, KeyError, TypeError):
+            return error(400, "bad_request", "body must be a call event with a data object")
+        context = CallContext(
+            call_id=call_id,
+            caller=str(data.get("from", "unknown")),
+            callee=str(data.get("to", "unknown")),
+            direction=str(data.get("direction", "inbound")),
+        )
+        return JSONResponse(render_rozper(_connect_instructions(runtime, context)))
+
+    async def twilio_voice(request: Request) -> Response:
+        form = await request.form()
+        params = {k: str(v) for k, v in form.multi_items()}
+        problem = check_twilio_form(config, request.headers, config.base_url + request.url.path, params)
+        if problem:
+            log.warning("twilio voice webhook refused: %s", problem)
+            return Response("forbidden", status_code=403)
+        context = CallContext(
+            call_id=params.get("CallSid") or runtime.new_call_id(),
+            caller=params.get("From", "unknown"),
+            callee=params.get("To", "unknown"),
+            direction=params.get("Direction", "inbound"),
+        )
+        return Response(render_twiml(_connect_instructions(runtime, context)), media_type="application/xml")
+
+    async def media(websocket: WebSocket) -> None:
+        problem = check_stream_upgrade(config, websocket.headers)
+        if problem or len(runtime.active_calls) >= config.max_calls:
+            log.warning("media stream refused: %s", problem or "at max_calls")
+            await websocket.close(code=1008)  # before accept: the upgrade is answered 403
+            return
+        await websocket.accept()
+
+        async def receive() -> str | bytes | None:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            return message.get("text") or message.get("bytes") or ""
+
+        session = CallSession(runtime, receive, websocket.send_text)
+        try:
+            context = await session.open()
+        except HandshakeError as exc:
+            log.warning("media stream closed: %s", exc)
+            await _close(websocket, 1008)
+            return
+        try:
+            await session.run(context)
+        except (WebSocketDisconnect, OSError):
+            pass
+        await _close(websocket, 1000)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/rozper/voice", rozper_voice, methods=["POST"]),
+            Route("/twilio/voice", twilio_voice, methods=["POST"]),
+            WebSocketRoute("/media", media),
+        ]
+    )
+
+
+async def _close(websocket: WebSocket, code: int) -> None:
+    try:
+        await websocket.close(code=code)
+    except (RuntimeError, OSError, WebSocketDisconnect):
+        pass  # already closed by the peer

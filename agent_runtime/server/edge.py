@@ -1,0 +1,52 @@
+"""Signature checks at the HTTP/WebSocket edge: every carrier request is verified before use."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from agent_runtime.carrier.signatures import SignatureError, verify, verify_stream_url, verify_twilio
+from agent_runtime.config import ServerConfig
+
+
+def check_rozper_body(config: ServerConfig, headers: Mapping[str, str], body: bytes) -> str | None:
+    """Returns None when the request may proceed, else a short reason (never sent to the client)."""
+    header = headers.get("rozper-signature")
+    if header is None:
+        return None if config.allow_unsigned and not config.signing_secrets else "missing Rozper-Signature"
+    if not config.signing_secrets:
+        return "Rozper-Signature sent but no ROZPER_SIGNING_SECRETS configured"
+    try:
+        verify(header, body, config.signing_secrets, time.time(), config.signature_tolerance_s)
+    except SignatureError as exc:
+        return f"bad Rozper-Signature ({exc})"
+    return None
+
+
+def check_twilio_form(config: ServerConfig, headers: Mapping[str, str], url: str, params: Mapping[str, str | list[str]]) -> str | None:
+    signature = headers.get("x-twilio-signature")
+    if config.twilio_auth_token is None:
+        return None if config.allow_unsigned else "TWILIO_AUTH_TOKEN is not configured"
+    if signature is None:
+        return "missing X-Twilio-Signature"
+    if not verify_twilio(signature, url, params, config.twilio_auth_token):
+        return "bad X-Twilio-Signature"
+    return None
+
+
+def check_stream_upgrade(config: ServerConfig, headers: Mapping[str, str]) -> str | None:
+    """The media WebSocket upgrade: a Rozper or Twilio signature over the configured media URL."""
+    rozper = headers.get("rozper-signature")
+    twilio = headers.get("x-twilio-signature")
+    if rozper is not None and config.signing_secrets:
+        try:
+            verify_stream_url(rozper, config.media_url, config.signing_secrets, time.time(), config.signature_tolerance_s)
+            return None
+        except SignatureError as exc:
+            return f"bad Rozper-Signature on upgrade ({exc})"
+    if twilio is not None and config.twilio_auth_token:
+        ok = verify_twilio(twilio, config.media_url, {}, config.twilio_auth_token)
+        return None if ok else "bad X-Twilio-Signature on upgrade"
+    if config.allow_unsigned:
+        return None  # the session token on `start` is still required
+    return "missing stream signature"

@@ -1,0 +1,52 @@
+"""Runs the ASGI app with uvicorn inside the caller's event loop (for `serve`, the demo and tests)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import uvicorn
+
+from agent_runtime.runtime import Runtime
+from agent_runtime.server.app import create_app
+
+MAX_FRAME_BYTES = 64 * 1024  # carrier frames are ~0.4 KB; a low cap bounds abuse
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Binds before the config is built, so port 0 can resolve to a real port for the URLs we hand out."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def uvicorn_server(runtime: Runtime, log_level: str = "warning") -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(runtime),
+        ws="websockets-sansio",
+        ws_max_size=MAX_FRAME_BYTES,
+        ws_ping_interval=None,  # the carrier streams 50 frames/s; pings add nothing
+        lifespan="off",
+        log_level=log_level,
+        access_log=False,
+    )
+    return uvicorn.Server(config)
+
+
+@asynccontextmanager
+async def running_server(runtime: Runtime, sock: socket.socket, log_level: str = "warning") -> AsyncIterator[uvicorn.Server]:
+    """Serves until the block exits; yields once the server accepts connections."""
+    server = uvicorn_server(runtime, log_level)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            yield server
+        finally:
+            server.should_exit = True

@@ -1,0 +1,73 @@
+"""A whole call through the real server and the carrier simulator, with real speech.
+
+Real parts: uvicorn + WebSockets on a loopback port, the simulator as the carrier, the real
+`openai` client against the local OpenAI-compatible server, pocketsphinx and eSpeak NG.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agent_runtime.audio.g711 import ulaw_decode
+from agent_runtime.providers.base import Providers
+from agent_runtime.providers.espeak_tts import EspeakTTS
+from agent_runtime.providers.openai_llm import OpenAILLM
+from agent_runtime.providers.pocketsphinx_stt import PocketsphinxSTT
+from agent_runtime.sim.caller import CallScript, Utterance, place_call
+from callkit import SECRET, caller_audio, live_agent
+from fakes.openai_server import text_reply
+
+pytestmark = pytest.mark.anyio
+
+REPLY = "Thanks for telling me. I will make a note of that right away, and then we can talk about your visit."
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def stt() -> PocketsphinxSTT:
+    return PocketsphinxSTT(pool_size=1)
+
+
+@pytest.fixture
+def providers(openai_server, stt) -> Providers:  # noqa: ANN001
+    return Providers(stt=stt, llm=OpenAILLM(openai_server.client(), "gpt-4o-mini"), tts=EspeakTTS())
+
+
+async def test_call_end_to_end(openai_server, providers) -> None:  # noqa: ANN001
+    openai_server.push_chat(text_reply(REPLY))
+    async with live_agent(providers) as agent:
+        script = CallScript(utterances=[Utterance(caller_audio())], max_duration_s=40)
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call(timeout_s=1.0)
+
+    # The agent greeted first and answered the caller; both arrived as audible μ-law.
+    assert result.greeting_latency_ms is not None and result.greeting_latency_ms < 3000
+    assert len(result.turn_latencies_ms) == 1 and result.turn_latencies_ms[0] < 10_000
+    agent_pcm = ulaw_decode(bytes(result.agent_leg)).astype(np.float64)
+    assert np.sqrt(np.mean(agent_pcm**2)) > 300  # speech, not silence
+    # S03: paced at real time: never more than ~1 s (plus one chunk) ahead of the media clock.
+    t_first = result.media_arrivals[0][0]
+    sent = 0
+    for t, size in result.media_arrivals:
+        sent += size
+        assert sent / 8000 <= (t - t_first) + 1.25, f"{sent / 8000:.2f} s of audio by {t - t_first:.2f} s"
+    # Every mark came back; the ledger confirmed the greeting and the reply as heard.
+    assert result.marks_sent > 0 and result.marks_echoed == result.marks_sent
+    assert result.clears == 0
+    # The caller's words were transcribed (pocketsphinx on real speech) and reached the LLM.
+    user_texts = [text for role, text in record.transcript if role == "user"]
+    assert len(user_texts) == 1 and len(user_texts[0].split()) >= 3
+    request = openai_server.chat_requests()[-1]
+    assert request["messages"][-1] == {"role": "user", "content": user_texts[0]}
+    assert request["stream"] is True
+    assert record.transcript[-1] == ("assistant", REPLY)
+    # S14: `stop` ended the call and its tasks within 1 s, once, as completed.
+    assert record.end_reason == "completed"
+    assert not agent.runtime.active_calls
+    assert agent.runtime.calls_ended == 1
+    assert record.malformed_frames == 0
