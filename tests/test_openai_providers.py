@@ -1,0 +1,253 @@
+"""OpenAI adapters through the real `openai.AsyncOpenAI` client against the local fake server."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import openai
+import pytest
+from fakes.openai_server import (
+    ChatStream,
+    FakeOpenAIServer,
+    HttpError,
+    SpeechAudio,
+    Stall,
+    ToolCall,
+    text_reply,
+    tool_call_reply,
+)
+
+from agent_runtime.providers.base import TextDelta, ToolCallRequest
+from agent_runtime.providers.factory import build_providers
+from agent_runtime.providers.openai_llm import OpenAILLM
+from agent_runtime.providers.openai_stt import OpenAISTT
+from agent_runtime.providers.openai_tts import OpenAITTS
+from agent_runtime.providers.settings import ProviderSettings
+
+pytestmark = pytest.mark.anyio
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+HANGUP_TOOL = {"type": "function", "function": {"name": "hang_up", "parameters": {}}}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(openai_server: FakeOpenAIServer):
+    # Closed inside the test's event loop: a client garbage-collected later would try to
+    # close its sockets on a loop that no longer exists.
+    async with openai_server.client() as c:
+        yield c
+
+
+async def collect(llm: OpenAILLM, messages, tools=None) -> list:
+    return [event async for event in llm.stream(messages, tools)]
+
+
+USER = [{"role": "user", "content": "What's the weather in Paris?"}]
+
+
+async def test_text_streams_as_deltas(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    openai_server.push_chat(text_reply(["It is ", "sunny ", "in Paris."]))
+    llm = OpenAILLM(client, "gpt-4o-mini", temperature=0.3)
+    events = await collect(llm, USER)
+    assert events == [TextDelta("It is "), TextDelta("sunny "), TextDelta("in Paris.")]
+    (request,) = openai_server.chat_requests()
+    assert request["stream"] is True
+    assert request["stream_options"] == {"include_usage": True}
+    assert request["temperature"] == 0.3
+    assert "tools" not in request  # omitted, never `[]`
+
+
+async def test_default_reply_echoes_last_user_message(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    llm = OpenAILLM(client, "gpt-4o-mini")
+    events = await collect(llm, [{"role": "user", "content": "book a table"}])
+    assert "".join(e.text for e in events) == "You said: book a table"
+
+
+async def test_tool_call_fragments_assembled(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    openai_server.push_chat(tool_call_reply(
+        [ToolCall("call_A1", "get_weather", ['{"ci', 'ty": "Par', 'is"}'])],
+        text=["Let me check. "],
+    ))
+    llm = OpenAILLM(client, "gpt-4o-mini")
+    events = await collect(llm, USER, [WEATHER_TOOL])
+    assert events == [
+        TextDelta("Let me check. "),
+        ToolCallRequest(id="call_A1", name="get_weather", arguments='{"city": "Paris"}'),
+    ]
+    assert openai_server.chat_requests()[0]["tools"] == [WEATHER_TOOL]
+
+
+@pytest.mark.parametrize("fragments", [(), None], ids=["empty-string", "no-arguments-key"])
+async def test_no_arg_tool_gets_empty_object(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI, fragments
+) -> None:
+    openai_server.push_chat(tool_call_reply([ToolCall("call_H", "hang_up", fragments)]))
+    llm = OpenAILLM(client, "gpt-4o-mini")
+    events = await collect(llm, USER, [HANGUP_TOOL])
+    assert events == [ToolCallRequest(id="call_H", name="hang_up", arguments="{}")]
+
+
+async def test_two_parallel_calls(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    openai_server.push_chat(tool_call_reply([
+        ToolCall("call_A1", "lookup_order", ['{"order_', 'id": "A-17"}']),
+        ToolCall("call_B2", "transfer_to_human", ['{"queue": "billing"}']),
+    ]))
+    llm = OpenAILLM(client, "gpt-4o-mini")
+    events = await collect(llm, USER, [WEATHER_TOOL])
+    assert events == [
+        ToolCallRequest("call_A1", "lookup_order", '{"order_id": "A-17"}'),
+        ToolCallRequest("call_B2", "transfer_to_human", '{"queue": "billing"}'),
+    ]
+
+
+async def test_tool_round_trip_request_is_valid(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    """The history shape the orchestrator will send is accepted; a broken one gets 400."""
+    llm = OpenAILLM(client, "gpt-4o-mini")
+    call = {"id": "call_A1", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    good = USER + [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_A1", "content": "sunny, 21 C"},
+    ]
+    assert await collect(llm, good, [WEATHER_TOOL])
+    with pytest.raises(openai.BadRequestError) as info:
+        await collect(llm, good[:-1], [WEATHER_TOOL])  # tool result missing
+    assert "call_A1" in info.value.body["message"]
+    bad_args = USER + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {**call, "function": {"name": "get_weather", "arguments": '{"ci'}}]},
+        {"role": "tool", "tool_call_id": "call_A1", "content": "x"},
+    ]
+    with pytest.raises(openai.BadRequestError):
+        await collect(llm, bad_args, [WEATHER_TOOL])
+
+
+async def test_http_error_surfaces(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    openai_server.push_chat(HttpError(429, headers={"retry-after": "1"}))
+    llm = OpenAILLM(client, "gpt-4o-mini")
+    with pytest.raises(openai.RateLimitError) as info:
+        await collect(llm, USER)
+    assert info.value.response.headers["retry-after"] == "1"
+
+
+async def test_stall_times_out_and_break_closes_stream(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    openai_server.push_chat(Stall(text_reply(["Hel"], usage=False)[:2]))
+    llm = OpenAILLM(client.with_options(timeout=0.5), "gpt-4o-mini")
+    seen: list = []
+    with pytest.raises(openai.APITimeoutError):
+        async for event in llm.stream(USER):
+            seen.append(event)
+    assert seen == [TextDelta("Hel")]
+
+    openai_server.push_chat(ChatStream(text_reply(["a", "b", "c"]), delay=0.05))
+    async for event in llm.stream(USER):
+        assert event == TextDelta("a")
+        break  # barge-in: the generator closes the HTTP stream
+
+
+async def test_stt_round_trip(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    openai_server.push_transcription("  I'd like to book a table. ")
+    stt = OpenAISTT(client)
+    pcm = (np.sin(np.arange(8000) / 8) * 3000).astype(np.int16)
+    assert await stt.transcribe(pcm, 8000) == "I'd like to book a table."
+    (request,) = openai_server.requests
+    assert request.body["model"] == "gpt-4o-mini-transcribe"
+    assert request.body["language"] == "en"
+    assert request.body["file"]["filename"] == "utt.wav"
+    wav = request.files["file"]
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE"
+    assert np.array_equal(np.frombuffer(wav[44:], "<i2"), pcm)  # 44-byte PCM header
+
+
+async def test_tts_odd_chunks_reassembled_exactly(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    pcm = (np.arange(24000 // 2, dtype=np.int64) * 7919 % 65536 - 32768).astype("<i2")
+    openai_server.push_speech(SpeechAudio(pcm.tobytes(), chunk_sizes=(1, 1001, 4799, 3, 2)))
+    tts = OpenAITTS(client, instructions="Warm and brief.")
+    assert tts.sample_rate == 24000
+    chunks = [c async for c in tts.synthesize("Hello there.")]
+    assert all(c.dtype == np.int16 for c in chunks)
+    assert np.array_equal(np.concatenate(chunks), pcm)
+    (request,) = openai_server.requests
+    assert request.body == {"model": "gpt-4o-mini-tts", "voice": "coral", "input": "Hello there.",
+                            "response_format": "pcm", "instructions": "Warm and brief."}
+
+
+async def test_tts_default_tone(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI
+) -> None:
+    tts = OpenAITTS(client)
+    audio = np.concatenate([c async for c in tts.synthesize("one two three")])
+    assert len(audio) == int(24000 * 0.060 * 3)
+    assert np.abs(audio).max() > 1000
+
+
+async def test_factory_selects_openai_with_key(openai_server: FakeOpenAIServer) -> None:
+    settings = ProviderSettings.from_env({
+        "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": openai_server.base_url,
+        "AGENT_LLM_MODEL": "my-model",
+    })
+    providers = build_providers(settings)
+    assert providers.names == {"llm": "openai:my-model", "stt": "openai:gpt-4o-mini-transcribe",
+                               "tts": "openai:gpt-4o-mini-tts/coral"}
+    events = [e async for e in providers.llm.stream([{"role": "user", "content": "hi"}])]
+    assert "".join(e.text for e in events) == "You said: hi"
+    assert openai_server.chat_requests()[0]["model"] == "my-model"
+    await providers.llm._client.close()  # the three adapters share this one client
+
+
+def test_settings_validate_choices() -> None:
+    with pytest.raises(ValueError):
+        ProviderSettings.from_env({"AGENT_TTS": "festival"})
+    assert ProviderSettings.from_env({}).llm == "auto"
+
+
+def test_explicit_openai_without_key_fails_clearly() -> None:
+    with pytest.raises(RuntimeError, match="OPENAI_API_KEY"):
+        build_providers(ProviderSettings(llm="openai", stt="openai", tts="openai"))
+
+
+def test_fake_validates_strictly() -> None:
+    from fakes.openai_server import InvalidRequest, validate_chat_request
+
+    base = {"model": "m", "messages": USER}
+    validate_chat_request(base)
+    for bad in (
+        {"model": "m", "messages": []},
+        {"model": "m", "messages": [{"role": "robot", "content": "x"}]},
+        {"model": "m", "messages": [{"role": "tool", "tool_call_id": "x", "content": "r"}]},
+        {**base, "tools": []},
+        {**base, "stream_options": {"include_usage": True}},
+    ):
+        with pytest.raises(InvalidRequest):
+            validate_chat_request(bad)
+    json.dumps(base)
