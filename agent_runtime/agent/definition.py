@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Formatter
 
 from agent_runtime.audio.vad import VadOptions
+from agent_runtime.call.turns import TurnOptions
 
 DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
@@ -60,6 +62,9 @@ class Agent:
     fallback_line: str
     variables: dict[str, str] = field(default_factory=dict)
     vad: VadOptions = field(default_factory=VadOptions.telephony)
+    turns: TurnOptions = field(default_factory=TurnOptions)
+    # Called with each DTMF digit as it arrives (the digit also reaches the LLM as caller input).
+    on_dtmf: Callable[[str, CallContext], Awaitable[None] | None] | None = None
     max_reply_tokens: int = 200
 
     def __post_init__(self) -> None:

@@ -6,13 +6,15 @@ Pacing keeps a `clear` cheap and the ledger exact: the carrier never holds more 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
 import numpy as np
 
-from agent_runtime.audio.g711 import ulaw_encode
+from agent_runtime.audio.g711 import ulaw_decode, ulaw_encode
 from agent_runtime.call.ledger import PlayoutLedger
+from agent_runtime.call.turns import EchoReference, rms_dbfs
 
 SAMPLE_RATE = 8000
 SendText = Callable[[str], Awaitable[None]]
@@ -28,6 +30,7 @@ class Playout:
         encode_mark: Callable[[str], str],
         encode_clear: Callable[[], str],
         ledger: PlayoutLedger,
+        echo: EchoReference | None = None,
         chunk_ms: int = 100,
         max_lead_s: float = 1.0,
     ) -> None:
@@ -38,10 +41,14 @@ class Playout:
         self._encode_mark = encode_mark
         self._encode_clear = encode_clear
         self.ledger = ledger
+        self._echo = echo
         self._chunk_bytes = chunk_ms * SAMPLE_RATE // 1000
         self._max_lead_s = max_lead_s
         self._pending = bytearray()  # μ-law not yet sent (less than one chunk)
-        self._texts: list[tuple[int, str]] = []  # (end offset in _pending, text that audio ends)
+        self._words: deque[tuple[int, str]] = deque()  # (byte offset where the word ends, word)
+        self._queued = 0  # bytes of this generation queued so far
+        self._sent = 0  # bytes of this generation sent so far
+        self._text_start = 0  # offset where the text not yet given to end_text starts
         self._generation = -1
         self._index = 0
         self._play_end = 0.0  # estimated wall time when the carrier finishes what we sent
@@ -51,31 +58,49 @@ class Playout:
         self.last_audio_sent_at = 0.0
 
     def begin(self, generation: int) -> None:
-        """Starts a new generation: chunk numbering and first-frame time restart."""
+        """Starts a new generation: chunk numbering, text offsets and first-frame time restart."""
         self._pending.clear()
-        self._texts = []
+        self._words.clear()
         self._generation = generation
         self._index = 0
+        self._queued = 0
+        self._sent = 0
+        self._text_start = 0
         self.first_frame_sent_at = None
 
     async def play(self, pcm: np.ndarray) -> None:
         """Queues audio; whole chunks go out paced."""
-        self._pending += ulaw_encode(pcm)
+        encoded = ulaw_encode(pcm)
+        self._pending += encoded
+        self._queued += len(encoded)
         while len(self._pending) >= self._chunk_bytes:
             await self._send_chunk(self._chunk_bytes)
 
     def end_text(self, text: str) -> None:
-        """The audio queued so far finishes speaking `text`: the chunk holding its last byte carries it."""
-        self._texts.append((len(self._pending), text))
+        """The audio queued since the last call speaks `text`.
+
+        Word ends are spread over that audio by character count, so the chunk a mark confirms
+        carries the words it finished (S07: history keeps exactly the heard words).
+        """
+        words = text.split()
+        start, length = self._text_start, self._queued - self._text_start
+        total = sum(len(w) + 1 for w in words) or 1
+        done = 0
+        for word in words:
+            done += len(word) + 1
+            self._words.append((start + length * done // total, word))
+        self._text_start = self._queued
 
     async def finish(self) -> None:
         """Sends whatever is left of the current generation (a short last chunk)."""
-        if self._pending or self._texts:
+        if self._pending or self._words:
             await self._send_chunk(len(self._pending))
 
-    def _take_texts(self, size: int) -> str:
-        done = [text for end, text in self._texts if end <= size]
-        self._texts = [(end - size, text) for end, text in self._texts if end > size]
+    def _take_words(self, end: int) -> str:
+        words = self._words
+        done: list[str] = []
+        while words and words[0][0] <= end:
+            done.append(words.popleft()[1])
         return " ".join(done)
 
     async def _send_chunk(self, size: int) -> None:
@@ -87,23 +112,29 @@ class Playout:
         payload = bytes(self._pending[:size])
         del self._pending[:size]
         duration_s = size / SAMPLE_RATE
-        mark = self.ledger.record(self._generation, self._index, duration_s * 1000.0, self._take_texts(size))
+        self._sent += size
+        mark = self.ledger.record(self._generation, self._index, duration_s * 1000.0, self._take_words(self._sent))
         self._index += 1
         if size:  # a zero-size chunk is a bare mark: "the text ends where the audio before it ends"
             await self._send(self._encode_media(payload))
         await self._send(self._encode_mark(mark))
         if self.first_frame_sent_at is None:
             self.first_frame_sent_at = now
-        self._play_end = max(self._play_end, now) + duration_s
+        play_start = max(self._play_end, now)
+        self._play_end = play_start + duration_s
+        if self._echo is not None and size:
+            self._echo.played(play_start, self._play_end, rms_dbfs(ulaw_decode(payload)))
         self.bytes_sent += size
         self.last_audio_sent_at = now
 
     async def clear(self) -> None:
         """Drops everything queued at the carrier and here; the current generation was cut."""
         self._pending.clear()
-        self._texts = []
+        self._words.clear()
         self.ledger.clear(self._generation)
         self._play_end = 0.0
+        if self._echo is not None:
+            self._echo.cut(anyio.current_time())
         self.clears_sent += 1
         await self._send(self._encode_clear())
 

@@ -1,15 +1,15 @@
-"""One call's life: handshake, then an anyio task group of the receive loop and the turn loop.
+"""One call's life: handshake, then an anyio task group of receive loop, turn loop and watchdog.
 
-Receive loop: frames → codec → μ-law decode → VAD → utterances / barge-in / marks.
+Receive loop: frames → codec → μ-law decode → listener (VAD, barge-in) → marks → turns queue.
 Turn loop: greeting, then for each caller turn STT → LLM → TTS → playout, one generation at a time.
+Watchdog: a generation that sends no audio is replaced by the fallback line (never silent).
 `stop` or a dropped socket cancels the group, which ends every task of the call at once.
 """
 
 from __future__ import annotations
 
-import json
+import inspect
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -20,10 +20,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from agent_runtime.agent.definition import CallContext, render_template
 from agent_runtime.agent.history import Conversation
 from agent_runtime.audio.g711 import ulaw_decode
-from agent_runtime.audio.vad import SpeechEnd, SpeechStart, VoiceActivityDetector
 from agent_runtime.call.ledger import PlayoutLedger
-from agent_runtime.call.playout import SAMPLE_RATE, Playout
+from agent_runtime.call.listener import SAMPLE_RATE, Heard, Listener
+from agent_runtime.call.playout import Playout
 from agent_runtime.call.responder import Responder
+from agent_runtime.call.turns import EchoReference
 from agent_runtime.carrier.events import Dtmf, Mark, Media, Start, Stop
 from agent_runtime.carrier.media_stream import MediaStreamCodec
 from agent_runtime.runtime import CallRecord, Runtime, TurnTrace
@@ -34,9 +35,7 @@ ReceiveText = Callable[[], Awaitable[str | bytes | None]]  # None when the socke
 SendText = Callable[[str], Awaitable[None]]
 
 HANDSHAKE_TIMEOUT_S = 10.0
-PREROLL_FRAMES = 15  # 300 ms of audio kept before speech is confirmed, so the first word is whole
-MAX_TURN_S = 30.0  # bounds the utterance buffer: hold music cannot keep a turn open forever
-BARGE_IN_MIN_SPEECH_MS = 120  # confirmed caller speech needed to interrupt the agent
+WATCHDOG_PERIOD_S = 0.25
 
 
 class HandshakeError(Exception):
@@ -62,6 +61,9 @@ class CallSession:
         self._generation = 0
         self._generation_scope: anyio.CancelScope | None = None
         self._generation_done = True
+        self._generation_started = 0.0
+        self._is_greeting = False
+        self._stalled = False
 
     # ---- handshake --------------------------------------------------------------------
     async def open(self) -> CallContext:
@@ -92,35 +94,29 @@ class CallSession:
         """Runs the call until `stop` or the socket drops; returns the end reason."""
         runtime = self.runtime
         agent = runtime.agent
+        self.options = agent.turns
         self.record = record = CallRecord(call_id=context.call_id, context=context, started_at=anyio.current_time())
-        self.vad = VoiceActivityDetector(SAMPLE_RATE, agent.vad)
-        self.playout = Playout(
-            self._send, self.codec.encode_media, self.codec.encode_mark, self.codec.encode_clear, self.ledger
-        )
+        self.listener = Listener(agent.vad, agent.turns)
+        self.echo = EchoReference(agent.turns.echo_window_ms / 1000.0)
+        codec = self.codec
+        self.playout = Playout(self._send, codec.encode_media, codec.encode_mark, codec.encode_clear, self.ledger, self.echo)
         self.conversation = Conversation(render_template(agent.system_prompt, context, agent.variables))
-        self.responder = Responder(
-            runtime.providers.llm,
-            runtime.providers.tts,
-            self.playout,
-            context.call_id,
-            render_template(agent.fallback_line, context, agent.variables),
-        )
+        self._fallback_line = render_template(agent.fallback_line, context, agent.variables)
+        self.responder = Responder(runtime.providers.llm, runtime.providers.tts, self.playout, context.call_id, self._fallback_line)
         self._context = context
         self._turns_send, turns_recv = anyio.create_memory_object_stream[CallerTurn](8)
-        self._preroll: deque[np.ndarray] = deque(maxlen=PREROLL_FRAMES)
-        self._utterance: list[np.ndarray] = []
-        self._utterance_samples = 0
         runtime.call_started(record)
         reason = "transport_lost"
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._turn_loop, turns_recv)
-                reason = await self._receive_loop()
+                tg.start_soon(self._watchdog)
+                reason = await self._receive_loop(tg)
                 tg.cancel_scope.cancel()
         finally:
             self.closed = True
             record.transcript = self.conversation.transcript()
-            record.malformed_frames = self.codec.malformed
+            record.malformed_frames = codec.malformed
             runtime.call_ended(record, reason)
         return reason
 
@@ -132,8 +128,10 @@ class CallSession:
         except Exception:  # the socket is gone; the receive loop sees the close and ends the call
             self.closed = True
 
-    async def _receive_loop(self) -> str:
+    # ---- receive loop: the per-frame path (no logging, no blocking) -------------------------
+    async def _receive_loop(self, tg: anyio.abc.TaskGroup) -> str:
         decode = self.codec.decode
+        listener = self.listener
         while True:
             frame = await self._receive()
             if frame is None:
@@ -142,44 +140,30 @@ class CallSession:
             if event is None:
                 continue  # malformed or unknown: counted by the codec, the call goes on
             if isinstance(event, Media):
-                if self._on_audio(ulaw_decode(event.payload)):
+                speaking = self._can_be_interrupted()
+                echo = self.echo.level(anyio.current_time()) if speaking else -np.inf
+                heard = listener.push(ulaw_decode(event.payload), speaking, echo)
+                if heard is Heard.NOTHING:
+                    continue
+                if heard is Heard.BARGE_IN:
                     await self._barge_in()
+                elif heard is Heard.UTTERANCE or heard is Heard.TOO_LONG:
+                    self._queue_utterance(heard)
+                elif heard is Heard.IGNORED:
+                    log.debug("ignored caller sound over agent speech (echo or backchannel)")
             elif isinstance(event, Mark):
                 self.ledger.on_mark(event.name)
             elif isinstance(event, Dtmf):
-                self._queue_turn(CallerTurn(text=f"(the caller pressed {event.digit} on the keypad)"))
+                await self._on_dtmf(event.digit, tg)
             elif isinstance(event, Stop):
                 return "transferred" if event.reason == "transferred" else "completed"
 
-    # ---- per-frame path: no logging, no blocking ------------------------------------------
-    def _on_audio(self, pcm: np.ndarray) -> bool:
-        """Feeds one inbound payload to the VAD; returns True when the caller is barging in."""
-        vad = self.vad
-        for vad_event in vad.push(pcm):
-            if isinstance(vad_event, SpeechStart):
-                self._utterance = list(self._preroll)
-                self._utterance_samples = sum(len(p) for p in self._utterance)
-            elif isinstance(vad_event, SpeechEnd):
-                self._end_utterance()
-        if not vad.speaking:
-            self._preroll.append(pcm)
-            return False
-        self._utterance.append(pcm)
-        self._utterance_samples += len(pcm)
-        if self._utterance_samples > MAX_TURN_S * SAMPLE_RATE:
-            log.info("caller turn hit %.0f s limit; ending it", MAX_TURN_S, extra={"call_id": self._context.call_id})
-            self._end_utterance()
-            vad.reset()
-            return False
-        return vad.speech_ms >= BARGE_IN_MIN_SPEECH_MS and self.agent_speaking
-
-    def _end_utterance(self) -> None:
-        if not self._utterance:
-            return
-        audio = np.concatenate(self._utterance)
-        self._utterance = []
-        self._utterance_samples = 0
-        self._queue_turn(CallerTurn(audio=audio))
+    def _queue_utterance(self, heard: Heard) -> None:
+        audio = self.listener.take_utterance()
+        if heard is Heard.TOO_LONG:
+            log.info("caller turn hit max_turn_s (%s)", self.options.max_turn_action, extra={"call_id": self._context.call_id})
+        if audio is not None:
+            self._queue_turn(CallerTurn(audio=audio))
 
     def _queue_turn(self, turn: CallerTurn) -> None:
         turn.ended_at = anyio.current_time()
@@ -188,10 +172,26 @@ class CallSession:
         except anyio.WouldBlock:
             log.warning("caller turns backed up; dropping one", extra={"call_id": self._context.call_id})
 
+    async def _on_dtmf(self, digit: str, tg: anyio.abc.TaskGroup) -> None:
+        handler = self.runtime.agent.on_dtmf
+        if handler is not None:
+            result = handler(digit, self._context)
+            if inspect.isawaitable(result):
+                tg.start_soon(_await, result)
+        if self.options.dtmf_interrupts and self.agent_speaking:
+            await self._barge_in()
+        self._queue_turn(CallerTurn(text=f"(the caller pressed {digit} on the keypad)"))
+
     @property
     def agent_speaking(self) -> bool:
         """Speaking = a generation is producing audio, or its audio is still queued at the carrier."""
         return not self._generation_done or self.ledger.pending(self._generation) > 0
+
+    def _can_be_interrupted(self) -> bool:
+        # The greeting cannot be wiped by line noise before a single frame of it went out.
+        if self._is_greeting and self.playout.first_frame_sent_at is None:
+            return False
+        return self.agent_speaking
 
     async def _barge_in(self) -> None:
         """Exactly one `clear`; the generation stops; history keeps only what was heard."""
@@ -209,56 +209,92 @@ class CallSession:
     async def _turn_loop(self, turns: MemoryObjectReceiveStream[CallerTurn]) -> None:
         agent = self.runtime.agent
         greeting = render_template(agent.greeting, self._context, agent.variables)
-        await self._generate(greeting_text=greeting)
+        await self._generate(TurnTrace(generation=0), fixed_text=greeting, greeting=True)
         async with turns:
             async for turn in turns:
-                text = turn.text
-                trace = TurnTrace(generation=self._generation + 1)
+                trace = TurnTrace(generation=0)
                 trace.stages["end_of_speech"] = turn.ended_at
+                text = turn.text
                 if text is None and turn.audio is not None:
-                    text = (await self.runtime.providers.stt.transcribe(turn.audio, SAMPLE_RATE)).strip()
-                    trace.stages["stt_done"] = anyio.current_time()
-                if not text:
-                    log.info("empty transcript; staying silent on purpose", extra={"call_id": self._context.call_id})
+                    text = await self._transcribe(turn.audio, trace)
+                if text is None:
                     continue
                 trace.user_text = text
                 self.conversation.add_user(text)
-                await self._generate(trace=trace)
+                await self._generate(trace)
 
-    async def _generate(self, trace: TurnTrace | None = None, greeting_text: str | None = None) -> None:
+    async def _transcribe(self, audio: np.ndarray, trace: TurnTrace) -> str | None:
+        try:
+            with anyio.fail_after(self.options.stt_timeout_s):
+                text = (await self.runtime.providers.stt.transcribe(audio, SAMPLE_RATE)).strip()
+        except Exception as exc:  # includes the timeout: the caller hears the fallback, not silence
+            log.warning("stt failed (%s); speaking the fallback line", type(exc).__name__, extra={"call_id": self._context.call_id})
+            await self._generate(trace, fixed_text=self._fallback_line, remember=False)
+            return None
+        trace.stages["stt_done"] = anyio.current_time()
+        if not text:
+            log.info("empty transcript; staying silent on purpose", extra={"call_id": self._context.call_id})
+            return None
+        return text
+
+    async def _generate(
+        self, trace: TurnTrace, fixed_text: str | None = None, greeting: bool = False, remember: bool = True
+    ) -> None:
+        """Runs one generation. Only its heard part is written to history when it is cut."""
         self._generation += 1
-        generation = self._generation
-        trace = trace or TurnTrace(generation=generation)
-        trace.generation = generation
+        generation = trace.generation = self._generation
         trace.stages.setdefault("end_of_speech", anyio.current_time())
         self.playout.begin(generation)
         self._generation_done = False
+        self._generation_started = anyio.current_time()
+        self._is_greeting = greeting
+        self._stalled = False
         reply = ""
         with anyio.CancelScope() as scope:
             self._generation_scope = scope
-            if greeting_text is not None:
-                reply = greeting_text
-                await self.responder.say(trace, greeting_text)
+            if fixed_text is not None:
+                reply = fixed_text
+                await self.responder.say(trace, fixed_text)
             else:
                 reply = await self.responder.reply(trace, self.conversation.messages)
         self._generation_scope = None
+        self._generation_done = True
         interrupted = scope.cancelled_caught
-        if not interrupted:
-            self._generation_done = True
-            self.conversation.add_assistant(generation, reply)
-        else:
-            # The caller cut in while the model was still writing: keep only what was heard.
-            self.conversation.add_assistant(generation, self.ledger.heard_text(generation))
+        if remember:
+            # Cut while the model was still writing: keep only what was heard.
+            self.conversation.add_assistant(generation, self.ledger.heard_text(generation) if interrupted else reply)
         trace.reply_text = reply
         trace.interrupted = interrupted
         self._finish_trace(trace)
+        if self._stalled:
+            log.warning("generation %d sent no audio for %.1f s; speaking the fallback line", generation,
+                        self.options.no_audio_timeout_s, extra={"call_id": self._context.call_id})
+            await self.playout.clear()
+            await self._generate(TurnTrace(generation=0), fixed_text=self._fallback_line, remember=False)
+
+    async def _watchdog(self) -> None:
+        """Never silent: a generation that should be speaking but sends nothing is replaced."""
+        timeout = self.options.no_audio_timeout_s
+        while True:
+            await anyio.sleep(WATCHDOG_PERIOD_S)
+            if self._generation_done or self._generation_scope is None or self._stalled:
+                continue
+            now = anyio.current_time()
+            last_audio = max(self.playout.last_audio_sent_at, self._generation_started)
+            if now - last_audio > timeout and self.playout.queued_s() == 0.0:
+                self._stalled = True
+                self._generation_scope.cancel()
 
     def _finish_trace(self, trace: TurnTrace) -> None:
         t0 = trace.stages["end_of_speech"]
         trace.stages = {k: round((v - t0) * 1000.0, 1) for k, v in trace.stages.items()}
         assert self.record is not None
         self.record.turns.append(trace)
-        log.info(
-            "turn %s",
-            json.dumps({"call_id": self._context.call_id, "generation": trace.generation, "stages_ms": trace.stages}),
-        )
+        log.info("turn", extra={"call_id": self._context.call_id, "generation": trace.generation, "stages_ms": trace.stages})
+
+
+async def _await(result: Awaitable[None]) -> None:
+    try:
+        await result
+    except Exception:
+        log.exception("dtmf handler failed")

@@ -1,0 +1,123 @@
+"""Turn-taking options and the barge-in decision.
+
+Carrier audio has no echo cancellation: the agent's own voice comes back on the inbound track.
+We know exactly what we played and when, so the barge-in gate compares the caller's level to
+the level of our recent playback: echo is quieter than what we sent (the line loses ≥ ~10 dB),
+a caller talking over us is not. A short burst (cough, "uh-huh") never reaches the minimum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOptions:
+    """Every turn-taking knob, with its telephony default and why."""
+
+    # Caller speech (energetic, above the echo gate) needed to interrupt the agent. 120 ms
+    # keeps onset → `clear` under ~150 ms while a 40 ms cough (≈ 2 loud frames) never gets there.
+    barge_in_min_speech_ms: int = 120
+    # Frames quieter than this never count toward a barge-in (line noise, breathing).
+    barge_in_min_dbfs: float = -45.0
+    # Echo gate: caller frames must be no more than this far below our recent playback level.
+    # Phone echo returns ≥ 10-12 dB down; 6 dB leaves margin both ways.
+    echo_margin_db: float = 6.0
+    # How far back playback counts as a possible echo source (network + carrier jitter buffer).
+    echo_window_ms: int = 600
+    # Audio kept from before speech was confirmed, so the first word reaches STT whole.
+    preroll_ms: int = 300
+    # A caller turn longer than this (hold music, an IVR prompt) trips `max_turn_action`.
+    max_turn_s: float = 30.0
+    max_turn_action: Literal["end_turn", "discard"] = "end_turn"
+    # Never silent: a generation that sends no audio for this long is replaced by the fallback line.
+    no_audio_timeout_s: float = 2.0
+    # STT must answer within this, or the caller hears the fallback line.
+    stt_timeout_s: float = 5.0
+    # A DTMF key pressed while the agent talks interrupts it (as IVR callers expect).
+    dtmf_interrupts: bool = True
+
+    def __post_init__(self) -> None:
+        _check(20 <= self.barge_in_min_speech_ms <= 2000, "barge_in_min_speech_ms", "20..2000 ms", self.barge_in_min_speech_ms)
+        _check(-90.0 <= self.barge_in_min_dbfs <= 0.0, "barge_in_min_dbfs", "-90..0 dBFS", self.barge_in_min_dbfs)
+        _check(0.0 <= self.echo_margin_db <= 40.0, "echo_margin_db", "0..40 dB", self.echo_margin_db)
+        _check(0 <= self.echo_window_ms <= 3000, "echo_window_ms", "0..3000 ms", self.echo_window_ms)
+        _check(0 <= self.preroll_ms <= 1000, "preroll_ms", "0..1000 ms", self.preroll_ms)
+        _check(1.0 <= self.max_turn_s <= 600.0, "max_turn_s", "1..600 s", self.max_turn_s)
+        _check(self.max_turn_action in ("end_turn", "discard"), "max_turn_action", "'end_turn' or 'discard'", self.max_turn_action)
+        _check(0.5 <= self.no_audio_timeout_s <= 30.0, "no_audio_timeout_s", "0.5..30 s", self.no_audio_timeout_s)
+        _check(0.5 <= self.stt_timeout_s <= 60.0, "stt_timeout_s", "0.5..60 s", self.stt_timeout_s)
+
+
+def _check(ok: bool, name: str, allowed: str, value: object) -> None:
+    if not ok:
+        raise ValueError(f"turn option {name} must be {allowed}, got {value!r}")
+
+
+def rms_dbfs(pcm: np.ndarray) -> float:
+    """Level of int16 audio in dBFS (a full-scale square wave is 0)."""
+    if pcm.size == 0:
+        return -math.inf
+    x = pcm.astype(np.float32)
+    power = float(np.dot(x, x)) / pcm.size
+    return 10.0 * math.log10(power / (32768.0 * 32768.0)) if power > 0 else -math.inf
+
+
+class EchoReference:
+    """Levels of our own playback over time: (start, end, dBFS) of each chunk as the carrier plays it."""
+
+    def __init__(self, window_s: float) -> None:
+        self._window_s = window_s
+        self._chunks: deque[tuple[float, float, float]] = deque()
+
+    def played(self, start: float, end: float, level_dbfs: float) -> None:
+        self._chunks.append((start, end, level_dbfs))
+
+    def cut(self, at: float) -> None:
+        """After a `clear`: chunks not yet started will never play."""
+        while self._chunks and self._chunks[-1][0] > at:
+            self._chunks.pop()
+
+    def level(self, now: float) -> float:
+        """Loudest playback that could be echoing back at `now`; -inf when none."""
+        horizon = now - self._window_s
+        chunks = self._chunks
+        while chunks and chunks[0][1] < horizon:
+            chunks.popleft()
+        loudest = -math.inf
+        for start, _end, level in chunks:
+            if start > now:
+                break
+            if level > loudest:
+                loudest = level
+        return loudest
+
+
+class BargeInGate:
+    """Counts caller speech that is loud enough and not our echo; fires at the minimum."""
+
+    def __init__(self, options: TurnOptions) -> None:
+        self._options = options
+        self.speech_ms = 0.0
+
+    def reset(self) -> None:
+        self.speech_ms = 0.0
+
+    def update(self, pcm: np.ndarray, voiced: bool, echo_level_dbfs: float) -> bool:
+        """One inbound payload while the agent speaks; True once the caller really interrupts."""
+        options = self._options
+        duration_ms = pcm.size / 8.0
+        if voiced:
+            level = rms_dbfs(pcm)
+            floor = max(options.barge_in_min_dbfs, echo_level_dbfs - options.echo_margin_db)
+            if level >= floor:
+                self.speech_ms += duration_ms
+                return self.speech_ms >= options.barge_in_min_speech_ms
+        # A dip between syllables loses credit gradually; a lone burst decays to nothing.
+        self.speech_ms = max(0.0, self.speech_ms - duration_ms)
+        return False
