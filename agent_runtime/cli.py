@@ -21,6 +21,7 @@ def _run(main, *args) -> None:  # noqa: ANN001
 def cmd_serve(args: argparse.Namespace) -> None:
     from agent_runtime.agent.definition import Agent
     from agent_runtime.config import ServerConfig
+    from agent_runtime.providers.base import warm_up
     from agent_runtime.providers.factory import build_providers
     from agent_runtime.providers.settings import ProviderSettings
     from agent_runtime.runtime import Runtime
@@ -37,7 +38,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
     print(f"agent-runtime serving on {config.host}:{config.port}; engines {providers.names}")
     print(f"  Rozper call url: {config.base_url}/rozper/voice   Twilio voice url: {config.base_url}/twilio/voice")
     server = uvicorn_server(runtime, log_level="info")
-    _run(server.serve, [sock])
+
+    async def main() -> None:
+        await warm_up(providers)
+        await server.serve([sock])
+
+    _run(main)
 
 
 def cmd_call(args: argparse.Namespace) -> None:

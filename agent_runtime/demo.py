@@ -10,6 +10,7 @@ from pathlib import Path
 from agent_runtime.agent.definition import Agent
 from agent_runtime.audio.wav import read_wav_mono, write_wav
 from agent_runtime.config import ServerConfig
+from agent_runtime.providers.base import warm_up
 from agent_runtime.providers.factory import build_providers
 from agent_runtime.providers.settings import ProviderSettings
 from agent_runtime.runtime import CallRecord, Runtime
@@ -27,6 +28,7 @@ async def run_demo(caller_wav: Path, recording: Path) -> tuple[CallRecord, CallR
     print("loading the speech and language engines …", flush=True)
     providers = build_providers(ProviderSettings.from_env(os.environ))
     runtime = Runtime(config, Agent.from_prompts(), providers)
+    await warm_up(providers)
     print(f"engines: {providers.names}")
     audio, _ = read_wav_mono(caller_wav, 8000)
     script = CallScript(utterances=[Utterance(audio)], hangup_after_s=1.0)

@@ -64,3 +64,13 @@ class Providers:
     llm: LLM
     tts: TTS
     names: dict[str, str] = field(default_factory=dict)  # kind -> human-readable engine name
+
+
+async def warm_up(providers: Providers) -> None:
+    """Loads models before the first call, so the first caller does not pay for it."""
+    load = getattr(providers.llm, "load", None)
+    if load is not None:
+        await load()
+    await providers.stt.transcribe(np.zeros(1600, dtype=np.int16), 8000)
+    async for _ in providers.tts.synthesize("ok"):
+        pass
