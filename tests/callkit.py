@@ -26,6 +26,15 @@ def caller_audio(name: str = "librivox_ss_0880.wav") -> np.ndarray:
     return audio
 
 
+def speech_seconds(audio: np.ndarray, start_s: float, length_s: float) -> np.ndarray:
+    """A stretch of a recording, as the caller's words."""
+    return audio[int(start_s * 8000) : int((start_s + length_s) * 8000)]
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * 8000), np.int16)
+
+
 @dataclass
 class LiveAgent:
     runtime: Runtime
@@ -44,9 +53,9 @@ class LiveAgent:
 
 
 @asynccontextmanager
-async def live_agent(providers: Providers, **config: object) -> AsyncIterator[LiveAgent]:
+async def live_agent(providers: Providers, agent: Agent | None = None, **config: object) -> AsyncIterator[LiveAgent]:
     sock = bind("127.0.0.1", 0)
     cfg = ServerConfig(host="127.0.0.1", port=sock.getsockname()[1], signing_secrets=(SECRET,), **config)  # type: ignore[arg-type]
-    runtime = Runtime(cfg, Agent.from_prompts(), providers)
+    runtime = Runtime(cfg, agent or Agent.from_prompts(), providers)
     async with running_server(runtime, sock):
         yield LiveAgent(runtime, cfg)

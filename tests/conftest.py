@@ -22,3 +22,16 @@ def openai_server(_openai_server_session: FakeOpenAIServer) -> Iterator[FakeOpen
     _openai_server_session.reset()
     yield _openai_server_session
     _openai_server_session.reset()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def openai_client(openai_server: FakeOpenAIServer):  # -> AsyncIterator[openai.AsyncOpenAI]
+    """A real `openai.AsyncOpenAI` against the local server, closed in the test's own loop."""
+    client = openai_server.client()
+    yield client
+    await client.close()

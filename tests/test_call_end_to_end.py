@@ -23,19 +23,14 @@ pytestmark = pytest.mark.anyio
 REPLY = "Thanks for telling me. I will make a note of that right away, and then we can talk about your visit."
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def stt() -> PocketsphinxSTT:
     return PocketsphinxSTT(pool_size=1)
 
 
 @pytest.fixture
-def providers(openai_server, stt) -> Providers:  # noqa: ANN001
-    return Providers(stt=stt, llm=OpenAILLM(openai_server.client(), "gpt-4o-mini"), tts=EspeakTTS())
+def providers(openai_client, stt) -> Providers:  # noqa: ANN001
+    return Providers(stt=stt, llm=OpenAILLM(openai_client, "gpt-4o-mini"), tts=EspeakTTS())
 
 
 async def test_call_end_to_end(openai_server, providers) -> None:  # noqa: ANN001

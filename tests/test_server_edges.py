@@ -22,14 +22,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def providers(openai_server) -> Providers:  # noqa: ANN001
-    client = openai_server.client()
-    return Providers(stt=OpenAISTT(client), llm=OpenAILLM(client, "gpt-4o-mini"), tts=EspeakTTS())
+def providers(openai_client) -> Providers:  # noqa: ANN001
+    return Providers(stt=OpenAISTT(openai_client), llm=OpenAILLM(openai_client, "gpt-4o-mini"), tts=EspeakTTS())
 
 
 def _connect_body() -> bytes:

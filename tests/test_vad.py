@@ -77,7 +77,7 @@ def test_options_validation_names_the_field(kwargs: dict, field: str) -> None:
 
 def test_telephony_preset() -> None:
     t = VadOptions.telephony()
-    assert (t.mode, t.frame_ms, t.start_ms, t.hangover_ms, t.min_rms_dbfs) == (2, 20, 60, 800, None)
+    assert (t.mode, t.frame_ms, t.start_ms, t.hangover_ms, t.min_rms_dbfs) == (2, 20, 60, 800, -50.0)
     assert t.hangover_ms > 600  # S08: a 600 ms mid-sentence pause is not a turn end
 
 
@@ -135,7 +135,7 @@ def test_energy_gate() -> None:
     det = VoiceActivityDetector(RATE, VadOptions(warmup_ms=0, min_rms_dbfs=-10.0))
     spy = _spy(det)
     assert det.push(loud) == ()
-    assert spy == []  # gated frames never reach webrtcvad
+    assert len(spy) == 50  # webrtcvad still adapts on every frame; the gate only vetoes
 
 
 def test_frame_rms_dbfs() -> None:

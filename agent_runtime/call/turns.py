@@ -1,9 +1,10 @@
 """Turn-taking options and the barge-in decision.
 
 Carrier audio has no echo cancellation: the agent's own voice comes back on the inbound track.
-We know exactly what we played and when, so the barge-in gate compares the caller's level to
-the level of our recent playback: echo is quieter than what we sent (the line loses ≥ ~10 dB),
-a caller talking over us is not. A short burst (cough, "uh-huh") never reaches the minimum.
+We know exactly what we played and when, so the gate learns, per call, how loud our echo comes
+back relative to our playback (the echo return loss) and counts only caller audio clearly above
+that. A caller talking over us is louder than our echo; a short burst (cough, "uh-huh") never
+reaches the minimum.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ class TurnOptions:
     barge_in_min_speech_ms: int = 120
     # Frames quieter than this never count toward a barge-in (line noise, breathing).
     barge_in_min_dbfs: float = -45.0
-    # Echo gate: caller frames must be no more than this far below our recent playback level.
-    # Phone echo returns ≥ 10-12 dB down; 6 dB leaves margin both ways.
+    # Echo gate: caller audio must be this much louder than our echo is expected to be.
     echo_margin_db: float = 6.0
+    # Echo return loss assumed before the call has measured its own (phone echo is ≥ ~10 dB down).
+    initial_echo_return_db: float = -10.0
     # How far back playback counts as a possible echo source (network + carrier jitter buffer).
     echo_window_ms: int = 600
     # Audio kept from before speech was confirmed, so the first word reaches STT whole.
@@ -46,6 +48,7 @@ class TurnOptions:
         _check(20 <= self.barge_in_min_speech_ms <= 2000, "barge_in_min_speech_ms", "20..2000 ms", self.barge_in_min_speech_ms)
         _check(-90.0 <= self.barge_in_min_dbfs <= 0.0, "barge_in_min_dbfs", "-90..0 dBFS", self.barge_in_min_dbfs)
         _check(0.0 <= self.echo_margin_db <= 40.0, "echo_margin_db", "0..40 dB", self.echo_margin_db)
+        _check(-60.0 <= self.initial_echo_return_db <= 0.0, "initial_echo_return_db", "-60..0 dB", self.initial_echo_return_db)
         _check(0 <= self.echo_window_ms <= 3000, "echo_window_ms", "0..3000 ms", self.echo_window_ms)
         _check(0 <= self.preroll_ms <= 1000, "preroll_ms", "0..1000 ms", self.preroll_ms)
         _check(1.0 <= self.max_turn_s <= 600.0, "max_turn_s", "1..600 s", self.max_turn_s)
@@ -99,11 +102,23 @@ class EchoReference:
 
 
 class BargeInGate:
-    """Counts caller speech that is loud enough and not our echo; fires at the minimum."""
+    """Counts caller speech that is loud enough and not our echo; fires at the minimum.
+
+    Fed every inbound payload while the agent speaks. It tracks the loudest echo return seen
+    (inbound level minus our recent playback level): it climbs toward any frame that is not
+    clearly caller speech, at a bounded rate so a caller's rising first syllable cannot drag it
+    along, and decays slowly (seconds) on a quiet line, so an echo-free line soon lets a quiet
+    caller in while a loud echo syllable stays below the gate.
+    """
+
+    DECAY = 0.005  # per 20 ms: about 1 s to close a fifth of the gap
+    RISE_DB = 0.5  # per 20 ms at most: 3 dB over a 120 ms onset
+    FLOOR_DB = -40.0  # below this, echo is inaudible anyway
 
     def __init__(self, options: TurnOptions) -> None:
         self._options = options
         self.speech_ms = 0.0
+        self.echo_return_db = options.initial_echo_return_db
 
     def reset(self) -> None:
         self.speech_ms = 0.0
@@ -112,12 +127,20 @@ class BargeInGate:
         """One inbound payload while the agent speaks; True once the caller really interrupts."""
         options = self._options
         duration_ms = pcm.size / 8.0
-        if voiced:
-            level = rms_dbfs(pcm)
-            floor = max(options.barge_in_min_dbfs, echo_level_dbfs - options.echo_margin_db)
-            if level >= floor:
-                self.speech_ms += duration_ms
-                return self.speech_ms >= options.barge_in_min_speech_ms
+        level = rms_dbfs(pcm)
+        playing = echo_level_dbfs > -60.0
+        excess = max(level - echo_level_dbfs, self.FLOOR_DB) if playing else None
+        loud = level >= options.barge_in_min_dbfs
+        if voiced and loud and (excess is None or excess >= self.echo_return_db + options.echo_margin_db):
+            self.speech_ms += duration_ms
+            return self.speech_ms >= options.barge_in_min_speech_ms
+        if excess is not None:
+            estimate = self.echo_return_db
+            frames = duration_ms / 20.0
+            if excess > estimate:
+                self.echo_return_db = min(excess, estimate + self.RISE_DB * frames)
+            else:
+                self.echo_return_db = estimate + self.DECAY * frames * (excess - estimate)
         # A dip between syllables loses credit gradually; a lone burst decays to nothing.
         self.speech_ms = max(0.0, self.speech_ms - duration_ms)
         return False

@@ -12,81 +12,51 @@ import base64
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from collections import deque
 
 import anyio
 import httpx
 import numpy as np
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from agent_runtime.audio.g711 import ulaw_decode, ulaw_encode
 from agent_runtime.carrier.instructions import ConnectStream, parse_rozper
 from agent_runtime.carrier.signatures import sign, sign_stream_url
 from agent_runtime.sim.playback import FRAME_BYTES, SILENCE, PlaybackBuffer
+from agent_runtime.sim.script import CallResult, CallScript, Utterance
 
 FRAME_S = 0.02
 VOICED_DBFS = -45.0  # a frame louder than this counts as the caller's speech (for latency)
 
-
-@dataclass(slots=True)
-class Utterance:
-    """One thing the caller says (int16, 8 kHz), once the agent has been quiet for `gap_s`."""
-
-    audio: np.ndarray
-    gap_s: float = 0.6
+__all__ = ["CallResult", "CallScript", "Utterance", "place_call"]
 
 
-@dataclass(slots=True)
-class CallScript:
-    utterances: list[Utterance]
-    hangup_after_s: float = 1.0  # after the agent's last reply has played out
-    max_duration_s: float = 60.0
-    reply_timeout_s: float = 20.0  # give up waiting for the agent after this long
-    caller: str = "+15551230001"
-    callee: str = "+15559870002"
+def _frame_dbfs(frame: np.ndarray) -> float:
+    x = frame.astype(np.float64)
+    return 10 * np.log10(np.mean(x * x) / 32768.0**2 + 1e-12)
 
 
-@dataclass(slots=True)
-class CallResult:
-    call_id: str
-    caller_leg: bytearray = field(default_factory=bytearray)  # μ-law, one frame per tick
-    agent_leg: bytearray = field(default_factory=bytearray)
-    greeting_latency_ms: float | None = None
-    turn_latencies_ms: list[float] = field(default_factory=list)
-    media_messages: int = 0
-    media_bytes: int = 0
-    media_arrivals: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, bytes)
-    marks_sent: int = 0  # marks the agent sent
-    marks_echoed: int = 0
-    clears: int = 0
-    close_code: int | None = None
-    hung_up: bool = False
-    unexpected_messages: list[str] = field(default_factory=list)
-
-    def stereo(self) -> np.ndarray:
-        """Both legs as (samples, 2) int16: left the caller, right the agent as played."""
-        n = min(len(self.caller_leg), len(self.agent_leg))
-        return np.stack([ulaw_decode(bytes(self.caller_leg[:n])), ulaw_decode(bytes(self.agent_leg[:n]))], axis=1)
+def _voiced_range(audio: np.ndarray) -> tuple[int, int]:
+    """Indices of the first and last 20 ms frames louder than VOICED_DBFS."""
+    voiced = [i for i in range(len(audio) // 160) if _frame_dbfs(audio[i * 160 : (i + 1) * 160]) > VOICED_DBFS]
+    return (voiced[0], voiced[-1]) if voiced else (0, max(0, len(audio) // 160 - 1))
 
 
-def _last_voiced_frame(audio: np.ndarray) -> int:
-    frames = len(audio) // 160
-    last = frames - 1
-    for i in range(frames):
-        chunk = audio[i * 160 : (i + 1) * 160].astype(np.float64)
-        rms = np.sqrt(np.mean(chunk * chunk)) + 1e-9
-        if 20 * np.log10(rms / 32768.0) > VOICED_DBFS:
-            last = i
-    return last
+def _scaled(utterance: Utterance) -> np.ndarray:
+    audio = utterance.audio
+    if utterance.level_dbfs is None:
+        return audio
+    first, last = _voiced_range(audio)
+    speech = audio[first * 160 : (last + 1) * 160].astype(np.float64)
+    gain = 10 ** ((utterance.level_dbfs - 10 * np.log10(np.mean(speech**2) / 32768.0**2 + 1e-12)) / 20)
+    return np.clip(audio * gain, -32768, 32767).astype(np.int16)
 
 
 async def place_call(connect_url: str, script: CallScript, signing_secret: str | None = None) -> CallResult:
     """Places one simulated call against `connect_url` (the agent's call-connect endpoint)."""
     call_id = "CA_sim_" + secrets.token_hex(6)
     event = {
-        "id": "evt_" + secrets.token_hex(8),
-        "type": "call.answered",
-        "created": int(time.time()),
+        "id": "evt_" + secrets.token_hex(8), "type": "call.answered", "created": int(time.time()),
         "data": {"call_id": call_id, "account_id": "AC_sim", "direction": "inbound",
                  "from": script.caller, "to": script.callee, "record": False},
     }
@@ -104,114 +74,161 @@ async def place_call(connect_url: str, script: CallScript, signing_secret: str |
         ws_headers["Rozper-Signature"] = sign_stream_url(stream.url, [signing_secret], int(time.time()))
     result = CallResult(call_id=call_id)
     async with connect(stream.url, additional_headers=ws_headers, max_size=2**20) as ws:
-        await _run_stream(ws, stream, script, result)
+        await _SimulatedCarrier(ws, stream, script, result).run()
         result.close_code = ws.close_code
     return result
 
 
-async def _run_stream(ws, stream: ConnectStream, script: CallScript, result: CallResult) -> None:  # noqa: ANN001
-    stream_sid = "MZ" + secrets.token_hex(16)
-    playback = PlaybackBuffer()
-    t_start = anyio.current_time()
-    state = {"last_speech_sent": None, "agent_audio_since": None, "last_agent_audio": None}
+class _SimulatedCarrier:
+    def __init__(self, ws: ClientConnection, stream: ConnectStream, script: CallScript, result: CallResult) -> None:
+        self.ws = ws
+        self.stream = stream
+        self.script = script
+        self.result = result
+        self.stream_sid = "MZ" + secrets.token_hex(16)
+        self.playback = PlaybackBuffer()
+        self.tick = 0
+        self.sequence = 0
+        self.last_speech_sent: float | None = None
+        self.rng = np.random.default_rng(script.seed)
+        delay = script.echo_delay_ms or 0
+        self.echo_line: deque[np.ndarray] = deque([np.zeros(160, np.int16)] * (delay // 20 + 2), maxlen=delay // 20 + 2)
 
-    async def send(obj: dict) -> None:
-        await ws.send(json.dumps(obj, separators=(",", ":")))
+    async def send(self, obj: dict) -> None:
+        if obj["event"] != "connected":
+            self.sequence += 1
+            obj["sequenceNumber"] = str(self.sequence)
+        await self.ws.send(json.dumps(obj, separators=(",", ":")))
 
-    await send({"event": "connected", "protocol": "Call", "version": "1.1.0"})
-    await send({
-        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-        "start": {"streamSid": stream_sid, "accountSid": "AC_sim", "callSid": result.call_id, "tracks": ["inbound"],
-                  "customParameters": dict(stream.parameters), "from": script.caller, "to": script.callee,
-                  "direction": "inbound", "extensions": ["stop_reason"],
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
-    })
+    async def echo_mark(self, name: str) -> None:
+        self.result.marks_echoed += 1
+        self.result.timeline.append((self.tick, "echo", name))
+        await self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
 
-    async def receive_loop() -> None:
-        async for message in ws:
+    async def receive_loop(self, t_start: float) -> None:
+        result = self.result
+        async for message in self.ws:
             now = anyio.current_time()
             msg = json.loads(message)
             kind = msg.get("event")
             if kind == "media":
                 payload = base64.b64decode(msg["media"]["payload"])
-                playback.add_audio(payload)
+                self.playback.add_audio(payload)
                 result.media_messages += 1
                 result.media_bytes += len(payload)
                 result.media_arrivals.append((now - t_start, len(payload)))
+                result.timeline.append((self.tick, "media", str(len(payload))))
                 if result.greeting_latency_ms is None:
                     result.greeting_latency_ms = (now - t_start) * 1000.0
-                if state["last_speech_sent"] is not None:
-                    result.turn_latencies_ms.append((now - state["last_speech_sent"]) * 1000.0)
-                    state["last_speech_sent"] = None
+                if self.last_speech_sent is not None:
+                    result.turn_latencies_ms.append((now - self.last_speech_sent) * 1000.0)
+                    self.last_speech_sent = None
             elif kind == "mark":
                 result.marks_sent += 1
-                for name in playback.add_mark(msg["mark"]["name"]):
-                    await _echo(send, stream_sid, name, result)
+                result.timeline.append((self.tick, "mark", msg["mark"]["name"]))
+                for name in self.playback.add_mark(msg["mark"]["name"]):
+                    await self.echo_mark(name)
             elif kind == "clear":
                 result.clears += 1
-                for name in playback.clear():
-                    await _echo(send, stream_sid, name, result)
+                result.timeline.append((self.tick, "clear", ""))
+                for name in self.playback.clear():
+                    await self.echo_mark(name)
             else:
                 result.unexpected_messages.append(str(kind))
 
-    sequence = 2
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(receive_loop)
+    def caller_frame(self, speech: np.ndarray | None) -> bytes:
+        """The inbound frame: the caller's speech, plus echo of what was played, plus line noise."""
+        script = self.script
+        if speech is None and script.echo_delay_ms is None and script.noise_dbfs is None:
+            return SILENCE
+        mix = np.zeros(160, np.float64) if speech is None else speech.astype(np.float64)
+        if script.echo_delay_ms is not None:
+            line = np.concatenate(self.echo_line)
+            offset = len(line) - 160 - script.echo_delay_ms * 8
+            mix += line[offset : offset + 160] * 10 ** (script.echo_gain_db / 20)
+        if script.noise_dbfs is not None:
+            mix += self.rng.normal(0.0, 32768.0 * 10 ** (script.noise_dbfs / 20), 160)
+        return ulaw_encode(np.clip(mix, -32768, 32767).astype(np.int16))
+
+    async def run(self) -> None:
+        script, result = self.script, self.result
+        await self.send({"event": "connected", "protocol": "Call", "version": "1.1.0"})
+        await self.send({
+            "event": "start", "streamSid": self.stream_sid,
+            "start": {"streamSid": self.stream_sid, "accountSid": "AC_sim", "callSid": result.call_id,
+                      "tracks": ["inbound"], "customParameters": dict(self.stream.parameters),
+                      "from": script.caller, "to": script.callee, "direction": "inbound",
+                      "extensions": ["stop_reason"],
+                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
+        })
+        t_start = anyio.current_time()
         pending = list(script.utterances)
-        speaking: tuple[bytes, int, int] | None = None  # (μ-law, next offset, last voiced frame offset)
-        quiet_since = anyio.current_time()
-        waiting_since = anyio.current_time()
-        tick = 0
-        while True:
-            # Caller leg: the next frame of speech, or line silence.
-            if speaking is not None:
-                audio, offset, last_voiced = speaking
-                frame = audio[offset : offset + FRAME_BYTES]
-                frame += SILENCE[len(frame) :]
-                if offset == last_voiced:
-                    state["last_speech_sent"] = anyio.current_time()
-                offset += FRAME_BYTES
-                speaking = (audio, offset, last_voiced) if offset < len(audio) else None
+        dtmf = sorted(script.dtmf)
+        speaking: tuple[np.ndarray, int, int, int] | None = None  # (audio, next frame, first, last voiced)
+        quiet_since = waiting_since = t_start
+        reply_started: float | None = None  # when the agent's current reply began playing
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.receive_loop, t_start)
+            while True:
+                now = anyio.current_time()
+                speech = None
+                if speaking is not None:
+                    audio, index, first, last = speaking
+                    speech = audio[index * 160 : (index + 1) * 160]
+                    speech = np.pad(speech, (0, 160 - len(speech)))
+                    if index == first:
+                        result.speech_onset_ticks.append(self.tick)
+                    if index == last:
+                        self.last_speech_sent = now
+                    speaking = (audio, index + 1, first, last) if (index + 1) * 160 < len(audio) else None
+                    if speaking is None:
+                        waiting_since = now
+                        reply_started = None
+                frame = self.caller_frame(speech)
+                await self.send({"event": "media", "streamSid": self.stream_sid,
+                                 "media": {"track": "inbound", "chunk": str(self.tick + 1),
+                                           "timestamp": str(self.tick * 20),
+                                           "payload": base64.b64encode(frame).decode()}})
+                result.caller_leg += frame
+                result.frames_sent += 1
+                while dtmf and dtmf[0][0] <= self.tick * FRAME_S:
+                    digit = dtmf.pop(0)[1]
+                    result.dtmf_sent.append((anyio.current_time(), digit))
+                    await self.send({"event": "dtmf", "streamSid": self.stream_sid,
+                                     "dtmf": {"track": "inbound_track", "digit": digit}})
+                # Agent leg: play 20 ms, echo the marks now due.
+                had_audio = self.playback.queued_bytes > 0
+                played, due = self.playback.play_frame()
+                result.agent_leg += played
+                self.echo_line.append(ulaw_decode(played))
+                for name in due:
+                    await self.echo_mark(name)
+                if had_audio:
+                    quiet_since = now
+                    if reply_started is None:
+                        reply_started = now
                 if speaking is None:
-                    waiting_since = anyio.current_time()
-            else:
-                frame = SILENCE
-            sequence += 1
-            await send({"event": "media", "sequenceNumber": str(sequence), "streamSid": stream_sid,
-                        "media": {"track": "inbound", "chunk": str(tick + 1), "timestamp": str(tick * 20),
-                                  "payload": base64.b64encode(frame).decode()}})
-            result.caller_leg += frame
-            # Agent leg: play 20 ms, echo marks that are now due.
-            had_audio = playback.queued_bytes > 0
-            played, due = playback.play_frame()
-            result.agent_leg += played
-            for name in due:
-                await _echo(send, stream_sid, name, result)
-            now = anyio.current_time()
-            if had_audio:
-                quiet_since = now
-            agent_quiet_s = now - quiet_since
-            if speaking is None:
-                if pending and agent_quiet_s >= pending[0].gap_s and result.media_messages > 0 and quiet_since > waiting_since:
-                    utterance = pending.pop(0)
-                    mulaw = ulaw_encode(utterance.audio)
-                    speaking = (mulaw, 0, _last_voiced_frame(utterance.audio) * FRAME_BYTES)
-                elif not pending and quiet_since > waiting_since and agent_quiet_s >= script.hangup_after_s:
-                    break  # the agent answered the last utterance and finished: hang up
-                elif quiet_since <= waiting_since and now - waiting_since > script.reply_timeout_s:
-                    break  # the agent never answered: hang up (the test will see no latency)
-            if now - t_start > script.max_duration_s:
-                break
-            tick += 1
-            await anyio.sleep_until(t_start + tick * FRAME_S)
-        sequence += 1
-        await send({"event": "stop", "sequenceNumber": str(sequence), "streamSid": stream_sid,
-                    "stop": {"accountSid": "AC_sim", "callSid": result.call_id, "reason": "call_ended"}})
-        result.hung_up = True
-        await ws.close()
-        tg.cancel_scope.cancel()
-
-
-async def _echo(send, stream_sid: str, name: str, result: CallResult) -> None:  # noqa: ANN001
-    result.marks_echoed += 1
-    await send({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+                    heard_reply = quiet_since > waiting_since
+                    nxt = pending[0] if pending else None
+                    if nxt is not None and nxt.barge_in_after_s is not None:
+                        start = reply_started is not None and now - reply_started >= nxt.barge_in_after_s
+                    else:
+                        start = nxt is not None and heard_reply and now - quiet_since >= nxt.gap_s
+                    if start and nxt is not None:
+                        pending.pop(0)
+                        audio = _scaled(nxt)
+                        first, last = _voiced_range(audio)
+                        speaking = (audio, 0, first, last)
+                    elif not pending and heard_reply and now - quiet_since >= script.hangup_after_s:
+                        break  # the agent answered the last utterance and finished: hang up
+                    elif not heard_reply and now - waiting_since > script.reply_timeout_s:
+                        break  # the agent never answered: hang up
+                if now - t_start > script.max_duration_s:
+                    break
+                self.tick += 1
+                await anyio.sleep_until(t_start + self.tick * FRAME_S)
+            await self.send({"event": "stop", "streamSid": self.stream_sid,
+                             "stop": {"accountSid": "AC_sim", "callSid": result.call_id, "reason": "call_ended"}})
+            result.hung_up = True
+            await self.ws.close()
+            tg.cancel_scope.cancel()

@@ -1,0 +1,198 @@
+"""Turn-taking through the real server and the carrier simulator (SCENARIOS S05-S08).
+
+Real parts: uvicorn + WebSockets, the simulator as an exact carrier (marks echoed when played,
+`clear` flushes and echoes), eSpeak NG speaking, real recorded callers, the real `openai`
+client against the local server (scripted replies and transcripts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import anyio
+import numpy as np
+import pytest
+
+from agent_runtime.agent.definition import Agent
+from agent_runtime.audio.vad import VadOptions
+from agent_runtime.providers.base import Providers
+from agent_runtime.providers.espeak_tts import EspeakTTS
+from agent_runtime.providers.openai_llm import OpenAILLM
+from agent_runtime.providers.openai_stt import OpenAISTT
+from agent_runtime.sim.caller import CallScript, Utterance, place_call
+from agent_runtime.sim.script import CallResult
+from callkit import SECRET, caller_audio, live_agent, silence, speech_seconds
+from fakes.openai_server import ChatStream, Delay, Stall, text_reply
+
+pytestmark = pytest.mark.anyio
+
+LONG_REPLY = (
+    "Let me tell you about our opening hours and services. We are open from eight in the morning "
+    "until six in the evening on weekdays. On Saturdays we open at nine and close at one. "
+    "We offer cleaning, fillings, crowns and emergency appointments every day of the week."
+)
+TICK_MS = 20
+
+
+@pytest.fixture
+def providers(openai_client) -> Providers:  # noqa: ANN001
+    return Providers(stt=OpenAISTT(openai_client), llm=OpenAILLM(openai_client, "gpt-4o-mini"), tts=EspeakTTS())
+
+
+def _reply_generation(result: CallResult, after_tick: int) -> set[str]:
+    """Generation prefixes (`g3`) of the marks the agent sent after `after_tick`."""
+    return {detail.split(":")[0] for tick, kind, detail in result.timeline if kind == "mark" and tick > after_tick}
+
+
+def _generation_of_last_mark_before(result: CallResult, tick: int) -> str:
+    marks = [detail for t, kind, detail in result.timeline if kind == "mark" and t <= tick]
+    return marks[-1].split(":")[0]
+
+
+@pytest.mark.parametrize("barge_in_after_s, still_generating", [(4.0, True), (3.6, False)])
+async def test_s05_barge_in_sends_one_clear_and_stops_the_reply(
+    openai_server, providers, barge_in_after_s: float, still_generating: bool  # noqa: ANN001
+) -> None:
+    # Still generating: the model streams slowly, so the reply is being written at 4 s.
+    # All sent: a short reply whose last audio left the runtime before the caller speaks.
+    reply = LONG_REPLY if still_generating else "We are open from eight in the morning until six in the evening, Monday to Friday."
+    pieces = [c for piece in text_reply(reply) for c in (piece, Delay(0.15))] if still_generating else text_reply(reply)
+    openai_server.push_chat(ChatStream(pieces), text_reply("Of course."))
+    openai_server.push_transcription("What are your opening hours?", "Sorry, one more question.")
+    talk = speech_seconds(caller_audio("librivox_ss_0870.wav"), 0.3, 1.5)
+    script = CallScript(utterances=[Utterance(caller_audio()), Utterance(talk, barge_in_after_s=barge_in_after_s)])
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call()
+
+    clears = result.clear_ticks()
+    assert len(clears) == 1, result.timeline
+    onset = result.speech_onset_ticks[1]
+    assert 0 <= (clears[0] - onset) * TICK_MS <= 200
+    cut = _generation_of_last_mark_before(result, clears[0])
+    assert cut not in _reply_generation(result, clears[0]), "media of the cut reply after the clear"
+    last_sent = max(t for t, kind, d in result.timeline if kind == "mark" and d.startswith(cut + ":"))
+    assert (last_sent >= onset) is still_generating  # the second run: all had been sent already
+    # History holds the heard words of the cut reply: a non-empty, strict prefix.
+    second_request = openai_server.chat_requests()[1]["messages"]
+    heard = second_request[-2]
+    assert heard["role"] == "assistant" and heard["content"]
+    assert reply.startswith(heard["content"]) and heard["content"] != reply
+    assert second_request[-1] == {"role": "user", "content": "Sorry, one more question."}
+    assert record.barge_ins == 1
+
+
+async def test_s06_echo_does_not_interrupt(openai_server, providers) -> None:  # noqa: ANN001
+    openai_server.push_chat(text_reply(LONG_REPLY))
+    openai_server.push_transcription("What are your opening hours?")
+    script = CallScript(utterances=[Utterance(caller_audio())], echo_delay_ms=150, echo_gain_db=-12.0)
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call()
+
+    assert result.clears == 0 and record.barge_ins == 0
+    assert record.transcript[-1] == ("assistant", LONG_REPLY)  # the whole reply played
+    assert result.marks_echoed == result.marks_sent
+    assert len(openai_server.chat_requests()) == 1  # the echo never became a caller turn
+
+
+async def test_s06_control_real_speech_over_echo_interrupts(openai_server, providers) -> None:  # noqa: ANN001
+    openai_server.push_chat(text_reply(LONG_REPLY), text_reply("Sure."))
+    openai_server.push_transcription("What are your opening hours?", "Wait, stop.")
+    talk = speech_seconds(caller_audio("librivox_ss_0870.wav"), 0.3, 1.5)
+    script = CallScript(
+        utterances=[Utterance(caller_audio()), Utterance(talk, barge_in_after_s=2.0, level_dbfs=-12.0)],
+        echo_delay_ms=150, echo_gain_db=-12.0,
+    )
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        await agent.ended_call()
+
+    clears = result.clear_ticks()
+    assert len(clears) == 1
+    assert (clears[0] - result.speech_onset_ticks[1]) * TICK_MS <= 300
+
+
+async def test_short_backchannel_neither_interrupts_nor_leaks(openai_server, providers) -> None:  # noqa: ANN001
+    openai_server.push_chat(text_reply(LONG_REPLY))
+    openai_server.push_transcription("What are your opening hours?")
+    # A ~60 ms "mm" burst while the agent talks.
+    burst = speech_seconds(caller_audio("librivox_ss_0870.wav"), 0.45, 0.06)
+    script = CallScript(utterances=[Utterance(caller_audio()), Utterance(burst, barge_in_after_s=2.0)], hangup_after_s=1.0)
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call()
+
+    assert result.clears == 0 and record.barge_ins == 0
+    assert record.transcript[-1] == ("assistant", LONG_REPLY)
+    assert len(openai_server.chat_requests()) == 1  # the backchannel did not become a turn
+
+
+def _name_with_pause(pause_s: float) -> np.ndarray:
+    """'…dashwood', a mid-sentence pause, then more words: one thought with a gap inside."""
+    recording = caller_audio("librivox_ss_0870.wav")
+    return np.concatenate([speech_seconds(recording, 0.2, 1.6), silence(pause_s), speech_seconds(recording, 1.9, 0.7)])
+
+
+async def test_s08_telephony_hangover_keeps_a_pause_inside_one_turn(openai_server, providers) -> None:  # noqa: ANN001
+    openai_server.push_chat(text_reply("Nice to meet you, John Doe."))
+    openai_server.push_transcription("my name is John Doe")
+    script = CallScript(utterances=[Utterance(np.concatenate([_name_with_pause(0.6), silence(2.0)]))])
+    async with live_agent(providers) as agent:
+        await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call()
+
+    user_turns = [text for role, text in record.transcript if role == "user"]
+    assert user_turns == ["my name is John Doe"]
+    assert len(openai_server.chat_requests()) == 1
+
+
+async def test_s08_short_hangover_recovers_after_an_early_turn_end(openai_server, providers) -> None:  # noqa: ANN001
+    early = [c for piece in text_reply("Thanks John, and how can I help you today?") for c in (Delay(0.3), piece)]
+    openai_server.push_chat(ChatStream(early), text_reply("Nice to meet you, John Doe."))
+    openai_server.push_transcription("my name is John", "Doe")
+    agent = replace(Agent.from_prompts(), vad=replace(VadOptions.telephony(), hangover_ms=500))
+    script = CallScript(utterances=[Utterance(np.concatenate([_name_with_pause(0.6), silence(2.0)]))])
+    async with live_agent(providers, agent) as live:
+        result = await place_call(live.connect_url, script, SECRET)
+        record = await live.ended_call()
+
+    # Two turns; "Doe" cut the early reply; the next reply's audio came ≤ 3 s after "Doe" ended.
+    assert [text for role, text in record.transcript if role == "user"] == ["my name is John", "Doe"]
+    assert record.turns[-1].reply_text == "Nice to meet you, John Doe."
+    assert result.turn_latencies_ms and result.turn_latencies_ms[-1] <= 3000
+    assert record.transcript[-1] == ("assistant", "Nice to meet you, John Doe.")
+
+
+async def test_watchdog_speaks_when_the_model_stalls(openai_server, providers) -> None:  # noqa: ANN001
+    openai_server.push_chat(Stall(seconds=30))
+    openai_server.push_transcription("What are your opening hours?")
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, CallScript(utterances=[Utterance(caller_audio())]), SECRET)
+        record = await agent.ended_call()
+
+    # The caller heard the fallback line within ~2.5 s instead of dead air …
+    assert result.turn_latencies_ms and result.turn_latencies_ms[0] <= 3000 + 800
+    # … and the fallback is not in history as something the model said.
+    assert [role for role, _ in record.transcript] == ["assistant", "user"]
+
+
+async def test_dtmf_reaches_the_agent_in_order_and_fast(openai_server, providers) -> None:  # noqa: ANN001
+    received: list[tuple[float, str]] = []
+
+    def on_dtmf(digit: str, _ctx: object) -> None:
+        received.append((anyio.current_time(), digit))
+
+    openai_server.push_chat(text_reply("You pressed one two three."))
+    agent = replace(Agent.from_prompts(), on_dtmf=on_dtmf)
+    # Keys pressed during the greeting, before the caller has said anything.
+    script = CallScript(utterances=[], dtmf=[(0.5, "1"), (0.6, "2"), (0.7, "#")], hangup_after_s=0.5, max_duration_s=8)
+    async with live_agent(providers, agent) as live:
+        result = await place_call(live.connect_url, script, SECRET)
+        await live.ended_call()
+
+    assert [d for _, d in received] == ["1", "2", "#"]
+    for (sent_at, _), (got_at, _) in zip(result.dtmf_sent, received):
+        assert got_at - sent_at < 0.1
+    users = [m["content"] for m in openai_server.chat_requests()[0]["messages"] if m["role"] == "user"]
+    assert users[0] == "(the caller pressed 1 on the keypad)"
