@@ -6,7 +6,6 @@ Pacing keeps a `clear` cheap and the ledger exact: the carrier never holds more 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -45,10 +44,8 @@ class Playout:
         self._chunk_bytes = chunk_ms * SAMPLE_RATE // 1000
         self._max_lead_s = max_lead_s
         self._pending = bytearray()  # μ-law not yet sent (less than one chunk)
-        self._words: deque[tuple[int, str]] = deque()  # (byte offset where the word ends, word)
         self._queued = 0  # bytes of this generation queued so far
         self._sent = 0  # bytes of this generation sent so far
-        self._text_start = 0  # offset where the text not yet given to end_text starts
         self._generation = -1
         self._index = 0
         self._play_end = 0.0  # estimated wall time when the carrier finishes what we sent
@@ -58,15 +55,20 @@ class Playout:
         self.last_audio_sent_at = 0.0
 
     def begin(self, generation: int) -> None:
-        """Starts a new generation: chunk numbering, text offsets and first-frame time restart."""
+        """Starts a new generation: chunk numbering, byte offsets and first-frame time restart."""
         self._pending.clear()
-        self._words.clear()
         self._generation = generation
         self._index = 0
         self._queued = 0
         self._sent = 0
-        self._text_start = 0
         self.first_frame_sent_at = None
+
+    def begin_text(self, text: str) -> None:
+        """The audio queued from now on speaks `text` (until `end_text`)."""
+        self.ledger.text_begins(self._generation, text, self._queued)
+
+    def end_text(self) -> None:
+        self.ledger.text_ends(self._generation, self._queued)
 
     async def play(self, pcm: np.ndarray) -> None:
         """Queues audio; whole chunks go out paced."""
@@ -76,32 +78,10 @@ class Playout:
         while len(self._pending) >= self._chunk_bytes:
             await self._send_chunk(self._chunk_bytes)
 
-    def end_text(self, text: str) -> None:
-        """The audio queued since the last call speaks `text`.
-
-        Word ends are spread over that audio by character count, so the chunk a mark confirms
-        carries the words it finished (S07: history keeps exactly the heard words).
-        """
-        words = text.split()
-        start, length = self._text_start, self._queued - self._text_start
-        total = sum(len(w) + 1 for w in words) or 1
-        done = 0
-        for word in words:
-            done += len(word) + 1
-            self._words.append((start + length * done // total, word))
-        self._text_start = self._queued
-
     async def finish(self) -> None:
         """Sends whatever is left of the current generation (a short last chunk)."""
-        if self._pending or self._words:
+        if self._pending:
             await self._send_chunk(len(self._pending))
-
-    def _take_words(self, end: int) -> str:
-        words = self._words
-        done: list[str] = []
-        while words and words[0][0] <= end:
-            done.append(words.popleft()[1])
-        return " ".join(done)
 
     async def _send_chunk(self, size: int) -> None:
         now = anyio.current_time()
@@ -113,10 +93,9 @@ class Playout:
         del self._pending[:size]
         duration_s = size / SAMPLE_RATE
         self._sent += size
-        mark = self.ledger.record(self._generation, self._index, duration_s * 1000.0, self._take_words(self._sent))
+        mark = self.ledger.record(self._generation, self._index, self._sent, duration_s * 1000.0)
         self._index += 1
-        if size:  # a zero-size chunk is a bare mark: "the text ends where the audio before it ends"
-            await self._send(self._encode_media(payload))
+        await self._send(self._encode_media(payload))
         await self._send(self._encode_mark(mark))
         if self.first_frame_sent_at is None:
             self.first_frame_sent_at = now
@@ -130,7 +109,6 @@ class Playout:
     async def clear(self) -> None:
         """Drops everything queued at the carrier and here; the current generation was cut."""
         self._pending.clear()
-        self._words.clear()
         self.ledger.clear(self._generation)
         self._play_end = 0.0
         if self._echo is not None:

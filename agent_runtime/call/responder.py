@@ -79,6 +79,7 @@ class Responder:
         playout = self._playout
         async with sentences:
             async for sentence in sentences:
+                playout.begin_text(sentence)
                 try:
                     async for pcm in _guarded(self._tts.synthesize(sentence)):
                         _stage(trace, "tts_first_audio")
@@ -89,7 +90,7 @@ class Responder:
                                 trace.stages["first_frame_sent"] = playout.first_frame_sent_at
                 except Exception as exc:
                     log.warning("tts failed: %s", type(exc).__name__, extra={"call_id": self._call_id})
-                playout.end_text(sentence)
+                playout.end_text()
         tail = resampler.flush()
         if tail.size:
             await playout.play(tail)
