@@ -66,3 +66,32 @@ async def test_call_end_to_end(openai_server, providers) -> None:  # noqa: ANN00
     assert not agent.runtime.active_calls
     assert agent.runtime.calls_ended == 1
     assert record.malformed_frames == 0
+
+
+async def test_s14_dropped_socket_ends_the_call_within_a_second(openai_server, providers) -> None:  # noqa: ANN001
+    # The line dies mid-reply: no `stop`, no close frame.
+    openai_server.push_chat(text_reply(REPLY + " " + REPLY))
+    script = CallScript(utterances=[Utterance(caller_audio())], drop_after_s=7.0, max_duration_s=20)
+    async with live_agent(providers, max_calls=1) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call(timeout_s=1.0)
+        assert record.end_reason == "transport_lost" and agent.runtime.calls_ended == 1
+        assert not agent.runtime.active_calls
+        # With a limit of one call, the next call is accepted at once.
+        openai_server.push_chat(text_reply("Hello again."))
+        again = await place_call(agent.connect_url, CallScript(utterances=[], hangup_after_s=0.3, max_duration_s=6), SECRET)
+        second = await agent.ended_call(timeout_s=1.0)
+    assert result.media_messages > 0 and again.greeting_latency_ms is not None
+    assert second is not record and second.end_reason == "completed"
+
+
+async def test_line_noise_neither_wipes_the_greeting_nor_makes_turns(openai_server, providers) -> None:  # noqa: ANN001
+    # Steady line noise from the first frame: the greeting plays whole; no turn, no clear.
+    script = CallScript(utterances=[], noise_dbfs=-40.0, hangup_after_s=1.5, max_duration_s=10)
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call()
+    assert result.clears == 0 and record.barge_ins == 0
+    assert record.transcript == [("assistant", record.turns[0].reply_text)]
+    assert result.marks_echoed == result.marks_sent > 0
+    assert openai_server.chat_requests() == []

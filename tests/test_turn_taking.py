@@ -196,3 +196,40 @@ async def test_dtmf_reaches_the_agent_in_order_and_fast(openai_server, providers
         assert got_at - sent_at < 0.1
     users = [m["content"] for m in openai_server.chat_requests()[0]["messages"] if m["role"] == "user"]
     assert users[0] == "(the caller pressed 1 on the keypad)"
+
+
+def _hold_music(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * 8000)) / 8000
+    melody = np.sin(2 * np.pi * 440 * t) + 0.6 * np.sin(2 * np.pi * 660 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)
+    return (melody * 0.1 * 32767 / 1.6).astype(np.int16)
+
+
+@pytest.mark.parametrize("action", ["end_turn", "discard"])
+async def test_hold_music_cannot_keep_a_turn_open(openai_server, providers, action: str) -> None:  # noqa: ANN001
+    openai_server.push_chat(text_reply("Are you still there?"))
+    agent = Agent.from_prompts()
+    agent = replace(agent, turns=replace(agent.turns, max_turn_s=2.0, max_turn_action=action))
+    script = CallScript(utterances=[Utterance(_hold_music(3.0))], hangup_after_s=1.0, reply_timeout_s=6, max_duration_s=15)
+    async with live_agent(providers, agent) as live:
+        await place_call(live.connect_url, script, SECRET)
+        await live.ended_call()
+
+    uploads = [r.files for r in openai_server.requests if r.path.endswith("/transcriptions")]
+    if action == "discard":
+        assert uploads == []
+    else:
+        assert len(uploads) >= 1
+        wav = next(iter(uploads[0].values()))
+        assert (len(wav) - 44) / 2 / 8000 <= 2.0 + 0.3 + 0.1  # the turn was cut at max_turn_s (+ pre-roll)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("barge_in_min_speech_ms", 5), ("echo_margin_db", -1.0), ("max_turn_s", 0.0),
+     ("max_turn_action", "hang_up"), ("no_audio_timeout_s", 100.0), ("preroll_ms", 5000)],
+)
+def test_turn_options_are_validated_with_clear_errors(field: str, value: object) -> None:
+    from agent_runtime.call.turns import TurnOptions
+
+    with pytest.raises(ValueError, match=f"turn option {field} must be"):
+        TurnOptions(**{field: value})

@@ -73,7 +73,7 @@ async def place_call(connect_url: str, script: CallScript, signing_secret: str |
     if signing_secret:
         ws_headers["Rozper-Signature"] = sign_stream_url(stream.url, [signing_secret], int(time.time()))
     result = CallResult(call_id=call_id)
-    async with connect(stream.url, additional_headers=ws_headers, max_size=2**20) as ws:
+    async with connect(stream.url, additional_headers=ws_headers, max_size=2**20, close_timeout=1) as ws:
         await _SimulatedCarrier(ws, stream, script, result).run()
         result.close_code = ws.close_code
     return result
@@ -223,6 +223,11 @@ class _SimulatedCarrier:
                         break  # the agent answered the last utterance and finished: hang up
                     elif not heard_reply and now - waiting_since > script.reply_timeout_s:
                         break  # the agent never answered: hang up
+                if script.drop_after_s is not None and now - t_start >= script.drop_after_s:
+                    self.ws.transport.abort()  # a dead line: no stop, no close frame
+                    result.hung_up = False
+                    tg.cancel_scope.cancel()
+                    return
                 if now - t_start > script.max_duration_s:
                     break
                 self.tick += 1

@@ -34,6 +34,7 @@ class CallScript:
     echo_gain_db: float = -12.0  # … this much quieter
     noise_dbfs: float | None = None  # white line noise under everything
     dtmf: list[tuple[float, str]] = field(default_factory=list)  # (media seconds, digit)
+    drop_after_s: float | None = None  # the TCP connection dies then: no stop, no close frame
     caller: str = "+15551230001"
     callee: str = "+15559870002"
     seed: int = 7
