@@ -8,21 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Formatter
 
+from agent_runtime.agent.context import CallContext
+from agent_runtime.agent.tools import ToolRegistry
 from agent_runtime.audio.vad import VadOptions
 from agent_runtime.call.turns import TurnOptions
 
 DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
-
-
-@dataclass(frozen=True, slots=True)
-class CallContext:
-    """What the runtime knows about one call; prompts and tools may read it."""
-
-    call_id: str
-    caller: str = "unknown"
-    callee: str = "unknown"
-    direction: str = "inbound"
-    custom_parameters: dict[str, str] = field(default_factory=dict)
 
 
 class _Defaulting(dict[str, str]):
@@ -65,11 +56,20 @@ class Agent:
     turns: TurnOptions = field(default_factory=TurnOptions)
     # Called with each DTMF digit as it arrives (the digit also reaches the LLM as caller input).
     on_dtmf: Callable[[str, CallContext], Awaitable[None] | None] | None = None
-    max_reply_tokens: int = 200
+    # The agent's tools (plain functions, see agent_runtime.agent.tools); a tools/ module provides the default set.
+    tools: ToolRegistry = field(default_factory=ToolRegistry)
+    max_tool_rounds: int = 4
+    # After this many answers in a row that the model could not give, say goodbye and end the call.
+    max_consecutive_failures: int = 3
+    goodbye_line: str = "I'm sorry, I can't help right now. Please call again later. Goodbye."
 
     def __post_init__(self) -> None:
-        for attr in ("system_prompt", "greeting", "fallback_line"):
+        for attr in ("system_prompt", "greeting", "fallback_line", "goodbye_line"):
             _check_template(attr, getattr(self, attr))
+        if not 1 <= self.max_tool_rounds <= 10:
+            raise ValueError(f"agent {self.name!r}: max_tool_rounds must be 1..10, got {self.max_tool_rounds}")
+        if self.max_consecutive_failures < 1:
+            raise ValueError(f"agent {self.name!r}: max_consecutive_failures must be >= 1")
 
     @classmethod
     def from_prompts(cls, name: str = "default", prompts_dir: Path | None = None, **kwargs: object) -> "Agent":

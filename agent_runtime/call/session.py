@@ -19,6 +19,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from agent_runtime.agent.definition import CallContext, render_template
 from agent_runtime.agent.history import Conversation
+from agent_runtime.agent.orchestrator import Orchestrator, Outcome
+from agent_runtime.agent.speech_text import clean_for_speech
 from agent_runtime.audio.g711 import ulaw_decode
 from agent_runtime.call.ledger import PlayoutLedger
 from agent_runtime.call.listener import SAMPLE_RATE, Heard, Listener
@@ -64,6 +66,9 @@ class CallSession:
         self._generation_started = 0.0
         self._is_greeting = False
         self._stalled = False
+        self._said: list[str] = []  # the current generation's words, as sent to TTS
+        self._failures = 0  # answers in a row the model could not give
+        self._end_reason: str | None = None  # set when we end the call ourselves
 
     # ---- handshake --------------------------------------------------------------------
     async def open(self) -> CallContext:
@@ -102,17 +107,22 @@ class CallSession:
         self.playout = Playout(self._send, codec.encode_media, codec.encode_mark, codec.encode_clear, self.ledger, self.echo)
         self.conversation = Conversation(render_template(agent.system_prompt, context, agent.variables))
         self._fallback_line = render_template(agent.fallback_line, context, agent.variables)
-        self.responder = Responder(runtime.providers.llm, runtime.providers.tts, self.playout, context.call_id, self._fallback_line)
+        self.responder = Responder(runtime.providers.tts, self.playout, context.call_id)
+        self.orchestrator = Orchestrator(
+            runtime.providers.llm, agent.tools, context, self.conversation, self._fallback_line, agent.max_tool_rounds
+        )
         self._context = context
         self._turns_send, turns_recv = anyio.create_memory_object_stream[CallerTurn](8)
         runtime.call_started(record)
         reason = "transport_lost"
         try:
             async with anyio.create_task_group() as tg:
+                self._call_scope = tg.cancel_scope
                 tg.start_soon(self._turn_loop, turns_recv)
                 tg.start_soon(self._watchdog)
                 reason = await self._receive_loop(tg)
                 tg.cancel_scope.cancel()
+            reason = self._end_reason or reason
         finally:
             self.closed = True
             record.transcript = self.conversation.transcript()
@@ -201,9 +211,13 @@ class CallSession:
         if self._generation_scope is not None:
             self._generation_scope.cancel()  # _generate records the heard text when it unwinds
         else:
-            self.conversation.cut_to_heard(generation, self.ledger.heard_text(generation))
+            self._cut_history(generation)
         self._generation_done = True
         await self.playout.clear()
+
+    def _cut_history(self, generation: int) -> None:
+        heard = len(self.ledger.heard_text(generation).split())
+        self.conversation.cut_to_heard(generation, heard, self._said)
 
     # ---- turns --------------------------------------------------------------------------
     async def _turn_loop(self, turns: MemoryObjectReceiveStream[CallerTurn]) -> None:
@@ -240,7 +254,7 @@ class CallSession:
     async def _generate(
         self, trace: TurnTrace, fixed_text: str | None = None, greeting: bool = False, remember: bool = True
     ) -> None:
-        """Runs one generation. Only its heard part is written to history when it is cut."""
+        """Runs one generation. Only its heard part stays in history when it is cut."""
         self._generation += 1
         generation = trace.generation = self._generation
         trace.stages.setdefault("end_of_speech", anyio.current_time())
@@ -249,28 +263,52 @@ class CallSession:
         self._generation_started = anyio.current_time()
         self._is_greeting = greeting
         self._stalled = False
-        reply = ""
+        outcome = Outcome()
+        self._said = outcome.said_words
         with anyio.CancelScope() as scope:
             self._generation_scope = scope
             if fixed_text is not None:
-                reply = fixed_text
+                outcome.said_words.extend(clean_for_speech(fixed_text).split())
+                if remember:
+                    self.conversation.add_assistant(generation, fixed_text, (0, len(outcome.said_words)))
                 await self.responder.say(trace, fixed_text)
             else:
-                reply = await self.responder.reply(trace, self.conversation.messages)
+                await self.responder.reply(trace, self.orchestrator, generation, outcome)
         self._generation_scope = None
         self._generation_done = True
-        interrupted = scope.cancelled_caught
-        if remember:
-            # Cut while the model was still writing: keep only what was heard.
-            self.conversation.add_assistant(generation, self.ledger.heard_text(generation) if interrupted else reply)
-        trace.reply_text = reply
-        trace.interrupted = interrupted
+        trace.interrupted = scope.cancelled_caught
+        if trace.interrupted:
+            self._cut_history(generation)
+        trace.reply_text = fixed_text if fixed_text is not None else " ".join(outcome.said_words)
         self._finish_trace(trace)
         if self._stalled:
             log.warning("generation %d sent no audio for %.1f s; speaking the fallback line", generation,
                         self.options.no_audio_timeout_s, extra={"call_id": self._context.call_id})
             await self.playout.clear()
+            outcome.failed = True
             await self._generate(TurnTrace(generation=0), fixed_text=self._fallback_line, remember=False)
+        if fixed_text is None:
+            await self._count_failure(outcome.failed)
+
+    async def _count_failure(self, failed: bool) -> None:
+        """After repeated failures, a polite goodbye rather than a caller stuck in a loop."""
+        self._failures = self._failures + 1 if failed else 0
+        if self._failures < self.runtime.agent.max_consecutive_failures:
+            return
+        log.warning("%d failed answers in a row; ending the call politely", self._failures, extra={"call_id": self._context.call_id})
+        goodbye = render_template(self.runtime.agent.goodbye_line, self._context, self.runtime.agent.variables)
+        await self._generate(TurnTrace(generation=0), fixed_text=goodbye, remember=False)
+        await self.hang_up("failed")
+
+    async def hang_up(self, reason: str) -> None:
+        """Ends the call from our side once the last words have played (their marks came back)."""
+        with anyio.move_on_after(self.playout.queued_s() + 2.0):
+            while self.ledger.pending(self._generation) > 0:
+                await anyio.sleep(0.02)
+        if self.codec.supports("hangup"):
+            await self._send(self.codec.encode_hangup("completed"))
+        self._end_reason = reason
+        self._call_scope.cancel()
 
     async def _watchdog(self) -> None:
         """Never silent: a generation that should be speaking but sends nothing is replaced."""

@@ -44,7 +44,8 @@ class OpenAILLM:
         if self._temperature is not None:
             kwargs["temperature"] = self._temperature
 
-        calls: dict[int, _PartialCall] = {}
+        calls: list[_PartialCall] = []  # in order of first appearance
+        by_index: dict[int, _PartialCall] = {}
         stream = await self._client.chat.completions.create(**kwargs)
         try:
             async for chunk in stream:
@@ -54,7 +55,11 @@ class OpenAILLM:
                     if delta is not None and delta.content:
                         yield TextDelta(delta.content)
                     for frag in (delta.tool_calls if delta is not None else None) or ():
-                        call = calls.setdefault(frag.index, _PartialCall())
+                        call = by_index.get(frag.index)
+                        # Some servers reuse an index for a second call: a new id starts a new call.
+                        if call is None or (frag.id and call.id and frag.id != call.id):
+                            call = by_index[frag.index] = _PartialCall()
+                            calls.append(call)
                         if frag.id and not call.id:
                             call.id = frag.id
                         if frag.function is not None:
@@ -63,22 +68,20 @@ class OpenAILLM:
                             if frag.function.arguments:
                                 call.arguments += frag.function.arguments
                     if choice.finish_reason == "tool_calls" and calls:
-                        for event in _flush(calls):
+                        for event in _flush(calls, by_index):
                             yield event
         finally:
             # Closing the HTTP response stops the server's generation when the consumer
             # abandons the iterator (barge-in).
             await stream.close()
         # Stream ended without finish_reason "tool_calls" (some servers say "stop").
-        for event in _flush(calls):
+        for event in _flush(calls, by_index):
             yield event
 
 
-def _flush(calls: dict[int, _PartialCall]) -> list[ToolCallRequest]:
-    """Completed calls in index order; empties `calls` so nothing is emitted twice."""
-    out = [
-        ToolCallRequest(id=c.id, name=c.name, arguments=c.arguments or "{}")
-        for _, c in sorted(calls.items())
-    ]
+def _flush(calls: list[_PartialCall], by_index: dict[int, _PartialCall]) -> list[ToolCallRequest]:
+    """Completed calls in stream order; empties the buffers so nothing is emitted twice."""
+    out = [ToolCallRequest(id=c.id, name=c.name, arguments=c.arguments or "{}") for c in calls]
     calls.clear()
+    by_index.clear()
     return out
