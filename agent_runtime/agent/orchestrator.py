@@ -114,6 +114,11 @@ class Orchestrator:
             if tail:
                 stages.setdefault("first_sentence", anyio.current_time())
                 await self._say(tail, say, outcome)
+            elif not text and not calls and not outcome.failed:
+                # An empty answer (a stream that ended with nothing) is dead air too.
+                log.warning("llm returned nothing", extra={"call_id": self._context.call_id})
+                outcome.failed = True
+                await self._say(self._fallback_line, say, outcome)
             complete = True
         finally:
             # Written even when cut short: what was said (the ledger trims it to what was heard).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import openai
 
+from agent_runtime.providers import standin
 from agent_runtime.providers.base import LLM, STT, TTS, Providers
 from agent_runtime.providers.settings import ProviderSettings
 
@@ -24,7 +25,10 @@ def build_providers(settings: ProviderSettings) -> Providers:
     names: dict[str, str] = {}
 
     llm: LLM
-    if client is not None and use_openai["llm"]:
+    if settings.llm == "standin":
+        llm = standin.StandInLLM()
+        names["llm"] = "standin"
+    elif client is not None and use_openai["llm"]:
         from agent_runtime.providers.openai_llm import OpenAILLM
 
         llm = OpenAILLM(client, settings.llm_model)
@@ -37,7 +41,10 @@ def build_providers(settings: ProviderSettings) -> Providers:
         names["llm"] = "local:SmolLM2-135M-Instruct"
 
     stt: STT
-    if client is not None and use_openai["stt"]:
+    if settings.stt == "standin":
+        stt = standin.StandInSTT()
+        names["stt"] = "standin"
+    elif client is not None and use_openai["stt"]:
         from agent_runtime.providers.openai_stt import OpenAISTT
 
         stt = OpenAISTT(client, settings.stt_model)
@@ -50,7 +57,10 @@ def build_providers(settings: ProviderSettings) -> Providers:
         names["stt"] = "pocketsphinx:en-us"
 
     tts: TTS
-    if client is not None and use_openai["tts"]:
+    if settings.tts == "standin":
+        tts = standin.StandInTTS()
+        names["tts"] = "standin"
+    elif client is not None and use_openai["tts"]:
         from agent_runtime.providers.openai_tts import OpenAITTS
 
         tts = OpenAITTS(client, settings.tts_model, settings.tts_voice)

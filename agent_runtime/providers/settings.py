@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
-LLMChoice = Literal["auto", "openai", "local"]
-STTChoice = Literal["auto", "openai", "pocketsphinx"]
-TTSChoice = Literal["auto", "openai", "espeak"]
+# "standin": zero-latency fixed replies for benchmarking the runtime (providers/standin.py).
+LLMChoice = Literal["auto", "openai", "local", "standin"]
+STTChoice = Literal["auto", "openai", "pocketsphinx", "standin"]
+TTSChoice = Literal["auto", "openai", "espeak", "standin"]
 
 DEFAULT_LLM_MODEL = "gpt-4o-mini"
 

@@ -161,7 +161,7 @@ class _SimulatedCarrier:
                       "extensions": ["stop_reason"],
                       "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
         })
-        t_start = anyio.current_time()
+        t_start = result.started_at = anyio.current_time()
         pending = list(script.utterances)
         dtmf = sorted(script.dtmf)
         speaking: tuple[np.ndarray, int, int, int] | None = None  # (audio, next frame, first, last voiced)
@@ -210,7 +210,9 @@ class _SimulatedCarrier:
                 if speaking is None:
                     heard_reply = quiet_since > waiting_since
                     nxt = pending[0] if pending else None
-                    if nxt is not None and nxt.barge_in_after_s is not None:
+                    if nxt is not None and nxt.after_previous_s is not None:
+                        start = now - waiting_since >= nxt.after_previous_s
+                    elif nxt is not None and nxt.barge_in_after_s is not None:
                         start = reply_started is not None and now - reply_started >= nxt.barge_in_after_s
                     else:
                         start = nxt is not None and heard_reply and now - quiet_since >= nxt.gap_s

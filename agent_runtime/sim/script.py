@@ -15,13 +15,15 @@ class Utterance:
 
     By default the caller waits until the agent has been quiet for `gap_s`. With
     `barge_in_after_s` the caller instead talks over the agent that long after the agent's
-    current reply started playing. `level_dbfs` rescales the speech to that RMS level.
+    current reply started playing; with `after_previous_s`, that long after the previous
+    utterance ended. `level_dbfs` rescales the speech to that RMS level.
     """
 
     audio: np.ndarray
     gap_s: float = 0.6
     barge_in_after_s: float | None = None
     level_dbfs: float | None = None
+    after_previous_s: float | None = None  # start this long after the previous utterance, whatever the agent does
 
 
 @dataclass(slots=True)
@@ -43,6 +45,7 @@ class CallScript:
 @dataclass(slots=True)
 class CallResult:
     call_id: str
+    started_at: float = 0.0  # event-loop time of the first media frame
     caller_leg: bytearray = field(default_factory=bytearray)  # μ-law, one frame per tick
     agent_leg: bytearray = field(default_factory=bytearray)  # as played by the carrier
     greeting_latency_ms: float | None = None
