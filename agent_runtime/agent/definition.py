@@ -73,7 +73,7 @@ class Agent:
 
     @classmethod
     def from_prompts(cls, name: str = "default", prompts_dir: Path | None = None, **kwargs: object) -> "Agent":
-        """Loads `system.txt`, `greeting.txt` and `fallback.txt` from a prompts folder."""
+        """Loads `system.txt`, `greeting.txt`, `fallback.txt` (and `goodbye.txt`) from a prompts folder."""
         folder = prompts_dir or DEFAULT_PROMPTS_DIR
         texts: dict[str, str] = {}
         for key, filename in (("system_prompt", "system.txt"), ("greeting", "greeting.txt"), ("fallback_line", "fallback.txt")):
@@ -81,6 +81,9 @@ class Agent:
             if not path.is_file():
                 raise ValueError(f"agent {name!r}: prompt file {path} is missing; create it or pass prompts_dir")
             texts[key] = path.read_text(encoding="utf-8").strip()
+        goodbye = folder / "goodbye.txt"
+        if goodbye.is_file():
+            texts["goodbye_line"] = goodbye.read_text(encoding="utf-8").strip()
         variables = {"business_name": "Acme Dental"}
         variables.update(kwargs.pop("variables", {}) or {})  # type: ignore[arg-type]
         return cls(name=name, variables=variables, **texts, **kwargs)  # type: ignore[arg-type]
