@@ -26,6 +26,13 @@ class ServerConfig:
     max_calls: int = 200
     signature_tolerance_s: int = 300
     session_token_ttl_s: float = 60.0
+    # Bearer keys for the runtime's own API, each with its scopes (never logged).
+    api_keys: tuple[tuple[str, frozenset[str]], ...] = field(default=(), repr=False)
+    # Where the embedded stores live (queues, outbox, idempotency keys).
+    data_dir: str = "data"
+    # Outbound webhooks: every event goes to each URL, signed with every secret (rotation).
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -41,6 +48,17 @@ class ServerConfig:
                     f"public URL {self.public_url!r} must look like https://host[:port] (no query); "
                     "set AGENT_PUBLIC_URL or --public-url"
                 )
+        for key, scopes in self.api_keys:
+            if len(key) < 16:
+                raise ConfigError("each AGENT_API_KEYS key must be at least 16 characters")
+            unknown = scopes - API_SCOPES
+            if unknown:
+                raise ConfigError(f"AGENT_API_KEYS: unknown scope(s) {sorted(unknown)}; known: {sorted(API_SCOPES)}")
+        for url in self.webhook_urls:
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise ConfigError(f"AGENT_WEBHOOK_URLS: {url!r} is not an http(s) URL")
+        if self.webhook_urls and not self.webhook_secrets:
+            raise ConfigError("AGENT_WEBHOOK_URLS is set but AGENT_WEBHOOK_SECRETS is empty: events must be signed")
         if not (self.signing_secrets or self.twilio_auth_token or self.allow_unsigned):
             raise ConfigError(
                 "no carrier secret configured: set ROZPER_SIGNING_SECRETS (comma-separated, newest first) "
@@ -68,9 +86,33 @@ class ServerConfig:
             "signing_secrets": secrets,
             "twilio_auth_token": environ.get("TWILIO_AUTH_TOKEN") or None,
             "max_calls": _int(environ, "AGENT_MAX_CALLS", 200),
+            "api_keys": parse_api_keys(environ.get("AGENT_API_KEYS", "")),
+            "data_dir": environ.get("AGENT_DATA_DIR", "data"),
+            "webhook_urls": _list(environ.get("AGENT_WEBHOOK_URLS", "")),
+            "webhook_secrets": _list(environ.get("AGENT_WEBHOOK_SECRETS", "")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+API_SCOPES = frozenset({"queues.read", "queues.write", "transcripts.read", "calls.read"})
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def parse_api_keys(raw: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """`key1:scope,scope;key2:scope` → ((key, scopes), …)."""
+    keys = []
+    for entry in raw.split(";"):
+        if not entry.strip():
+            continue
+        key, sep, scopes = entry.strip().partition(":")
+        if not sep or not scopes.strip():
+            raise ConfigError("AGENT_API_KEYS entries look like key:scope1,scope2 (separated by ;)")
+        keys.append((key.strip(), frozenset(_list(scopes))))
+    return tuple(keys)
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:

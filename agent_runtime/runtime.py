@@ -11,9 +11,17 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from agent_runtime.agent.definition import Agent, CallContext
+from agent_runtime.agent.tools import ToolRegistry
 from agent_runtime.config import ServerConfig
+from agent_runtime.handoff.store import Handoff, QueueStore
+from agent_runtime.handoff.tool import handoff_tool
 from agent_runtime.providers.base import Providers
+
+EmitEvent = Callable[[str, dict[str, Any]], Awaitable[str]]
 
 log = logging.getLogger("agent_runtime")
 
@@ -71,14 +79,33 @@ class SessionTokens:
 
 
 class Runtime:
-    def __init__(self, config: ServerConfig, agent: Agent, providers: Providers) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        agent: Agent,
+        providers: Providers,
+        queue_store: QueueStore | None = None,
+        emit: EmitEvent | None = None,
+    ) -> None:
         self.config = config
         self.agent = agent
         self.providers = providers
+        self.queue_store = queue_store
+        self.emit_event = emit
+        # The agent's tools, plus the built-in handoff tool when it names human queues.
+        builtin = [handoff_tool(agent.handoff_queues)] if agent.handoff_queues else []
+        self.tools = ToolRegistry([*agent.tools, *builtin])
+        # Handoffs waiting for the carrier to fetch the connect_stream `action` (no transfer extension).
+        self.pending_transfers: dict[str, Handoff] = {}
         self.tokens = SessionTokens(config.session_token_ttl_s)
         self.active_calls: dict[str, CallRecord] = {}
         self.finished_calls: deque[CallRecord] = deque(maxlen=200)
         self.calls_ended = 0
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """Hands an event to the durable outbox (when webhooks are configured)."""
+        if self.emit_event is not None:
+            await self.emit_event(event_type, data)
 
     def new_call_id(self) -> str:
         return "call_" + secrets.token_hex(8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from agent_runtime.agent.definition import Agent
 from agent_runtime.audio.wav import read_wav_mono
 from agent_runtime.config import ServerConfig
 from agent_runtime.providers.base import Providers
-from agent_runtime.runtime import CallRecord, Runtime
+from agent_runtime.handoff.store import QueueStore
+from agent_runtime.runtime import CallRecord, EmitEvent, Runtime
 from agent_runtime.server.run import bind, running_server
 
 DATA = Path(__file__).parent / "data"
@@ -53,9 +55,13 @@ class LiveAgent:
 
 
 @asynccontextmanager
-async def live_agent(providers: Providers, agent: Agent | None = None, **config: object) -> AsyncIterator[LiveAgent]:
+async def live_agent(
+    providers: Providers, agent: Agent | None = None, queue_store: QueueStore | None = None, emit: EmitEvent | None = None,
+    **config: object,
+) -> AsyncIterator[LiveAgent]:
     sock = bind("127.0.0.1", 0)
+    config.setdefault("data_dir", tempfile.mkdtemp(prefix="agent_runtime_test_"))
     cfg = ServerConfig(host="127.0.0.1", port=sock.getsockname()[1], signing_secrets=(SECRET,), **config)  # type: ignore[arg-type]
-    runtime = Runtime(cfg, agent or Agent.from_prompts(), providers)
+    runtime = Runtime(cfg, agent or Agent.from_prompts(), providers, queue_store=queue_store, emit=emit)
     async with running_server(runtime, sock):
         yield LiveAgent(runtime, cfg)

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class CallControls(Protocol):
+    """What a tool may do to the live call (given by the session)."""
+
+    async def hand_off(self, queue: str, reason: str, summary: str) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,3 +21,4 @@ class CallContext:
     callee: str = "unknown"
     direction: str = "inbound"
     custom_parameters: dict[str, str] = field(default_factory=dict)
+    controls: CallControls | None = field(default=None, compare=False, repr=False)

@@ -62,9 +62,13 @@ class Agent:
     # After this many answers in a row that the model could not give, say goodbye and end the call.
     max_consecutive_failures: int = 3
     goodbye_line: str = "I'm sorry, I can't help right now. Please call again later. Goodbye."
+    # Human queues the built-in `transfer_to_human` tool may hand callers to (none: no handoff tool).
+    handoff_queues: tuple[str, ...] = ()
+    handoff_line: str = "Let me connect you with a colleague who can help. One moment, please."
+    transfer_failed_line: str = "I'm sorry, I couldn't connect you right now. Can I help you with something else?"
 
     def __post_init__(self) -> None:
-        for attr in ("system_prompt", "greeting", "fallback_line", "goodbye_line"):
+        for attr in ("system_prompt", "greeting", "fallback_line", "goodbye_line", "handoff_line", "transfer_failed_line"):
             _check_template(attr, getattr(self, attr))
         if not 1 <= self.max_tool_rounds <= 10:
             raise ValueError(f"agent {self.name!r}: max_tool_rounds must be 1..10, got {self.max_tool_rounds}")

@@ -65,7 +65,8 @@ class Orchestrator:
             calls = await self._model_turn(generation, say, stages, outcome, tools)
             if not calls:
                 return
-            await self._run_tools(calls, say, outcome)
+            if await self._run_tools(calls, say, outcome):
+                return  # a tool ended the turn (a handoff): the model has nothing more to say
 
     async def _say(self, text: str, say: MemoryObjectSendStream[str], outcome: Outcome) -> None:
         spoken = clean_for_speech(text)
@@ -127,7 +128,8 @@ class Orchestrator:
             self._conversation.add_assistant(generation, "".join(text), (first_word, last_word), tool_calls)
         return calls
 
-    async def _run_tools(self, calls: list[ToolCallRequest], say: MemoryObjectSendStream[str], outcome: Outcome) -> None:
+    async def _run_tools(self, calls: list[ToolCallRequest], say: MemoryObjectSendStream[str], outcome: Outcome) -> bool:
+        """Runs the calls concurrently; True when one that ends the turn succeeded."""
         outcome.tool_calls += len(calls)
         results: dict[str, str] = {}
         try:
@@ -140,6 +142,10 @@ class Orchestrator:
         finally:
             for call in calls:  # exactly one result per call, whatever happened
                 self._conversation.add_tool_result(call.id, results.get(call.id, CANCELLED))
+        return any(
+            (t := self._tools.get(c.name)) is not None and t.policy.ends_turn and not results.get(c.id, "error").startswith(("error", "cancelled"))
+            for c in calls
+        )
 
     async def _run_one(self, call: ToolCallRequest, results: dict[str, str]) -> None:
         tool = self._tools.get(call.name)

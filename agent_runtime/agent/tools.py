@@ -33,6 +33,7 @@ class ToolPolicy:
     filler_after_ms: int = 1500
     interruptible: bool = True  # a barge-in cancels it; otherwise it finishes and its result is kept
     confirm: bool = False  # the model must get the caller's spoken "yes" and pass confirmed=true
+    ends_turn: bool = False  # after it succeeds the model is not asked again (e.g. a handoff)
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.timeout_s <= 600:

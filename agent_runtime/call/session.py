@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -27,7 +28,8 @@ from agent_runtime.call.listener import SAMPLE_RATE, Heard, Listener
 from agent_runtime.call.playout import Playout
 from agent_runtime.call.responder import Responder
 from agent_runtime.call.turns import EchoReference
-from agent_runtime.carrier.events import Dtmf, Mark, Media, Start, Stop
+from agent_runtime.call.transfer import Transfer
+from agent_runtime.carrier.events import Dtmf, Mark, Media, Start, Stop, TransferAck
 from agent_runtime.carrier.media_stream import MediaStreamCodec
 from agent_runtime.runtime import CallRecord, Runtime, TurnTrace
 
@@ -68,7 +70,8 @@ class CallSession:
         self._stalled = False
         self._said: list[str] = []  # the current generation's words, as sent to TTS
         self._failures = 0  # answers in a row the model could not give
-        self._end_reason: str | None = None  # set when we end the call ourselves
+        self.end_reason: str | None = None  # set when we end the call ourselves
+        self.transfer = Transfer(self)
 
     # ---- handshake --------------------------------------------------------------------
     async def open(self) -> CallContext:
@@ -97,6 +100,7 @@ class CallSession:
     # ---- the call -----------------------------------------------------------------------
     async def run(self, context: CallContext) -> str:
         """Runs the call until `stop` or the socket drops; returns the end reason."""
+        context = replace(context, controls=self)  # tools may hand the call off
         runtime = self.runtime
         agent = runtime.agent
         self.options = agent.turns
@@ -109,7 +113,7 @@ class CallSession:
         self._fallback_line = render_template(agent.fallback_line, context, agent.variables)
         self.responder = Responder(runtime.providers.tts, self.playout, context.call_id)
         self.orchestrator = Orchestrator(
-            runtime.providers.llm, agent.tools, context, self.conversation, self._fallback_line, agent.max_tool_rounds
+            runtime.providers.llm, runtime.tools, context, self.conversation, self._fallback_line, agent.max_tool_rounds
         )
         self._context = context
         self._turns_send, turns_recv = anyio.create_memory_object_stream[CallerTurn](8)
@@ -122,7 +126,7 @@ class CallSession:
                 tg.start_soon(self._watchdog)
                 reason = await self._receive_loop(tg)
                 tg.cancel_scope.cancel()
-            reason = self._end_reason or reason
+            reason = self.end_reason or reason
         finally:
             self.closed = True
             record.transcript = self.conversation.transcript()
@@ -165,6 +169,8 @@ class CallSession:
                 self.ledger.on_mark(event.name)
             elif isinstance(event, Dtmf):
                 await self._on_dtmf(event.digit, tg)
+            elif isinstance(event, TransferAck):
+                self.transfer.acknowledged(event)
             elif isinstance(event, Stop):
                 return "transferred" if event.reason == "transferred" else "completed"
 
@@ -236,6 +242,9 @@ class CallSession:
                 trace.user_text = text
                 self.conversation.add_user(text)
                 await self._generate(trace)
+                if self.transfer.accepted is not None:
+                    await self.transfer.complete()  # the caller goes to people; this loop's work is done
+                    return
 
     async def _transcribe(self, audio: np.ndarray, trace: TurnTrace) -> str | None:
         try:
@@ -300,14 +309,26 @@ class CallSession:
         await self._generate(TurnTrace(generation=0), fixed_text=goodbye, remember=False)
         await self.hang_up("failed")
 
-    async def hang_up(self, reason: str) -> None:
-        """Ends the call from our side once the last words have played (their marks came back)."""
-        with anyio.move_on_after(self.playout.queued_s() + 2.0):
+    async def hand_off(self, queue: str, reason: str, summary: str) -> str:
+        """CallControls: accepted handoffs are stored before anything else happens."""
+        return await self.transfer.accept(queue, reason, summary)
+
+    async def wait_played(self, timeout_s: float) -> None:
+        """Until the carrier confirmed every chunk of the current generation (or the timeout)."""
+        with anyio.move_on_after(timeout_s):
             while self.ledger.pending(self._generation) > 0:
                 await anyio.sleep(0.02)
+
+    async def hang_up(self, reason: str) -> None:
+        """Ends the call from our side once the last words have played (their marks came back)."""
+        await self.wait_played(self.playout.queued_s() + 2.0)
         if self.codec.supports("hangup"):
             await self._send(self.codec.encode_hangup("completed"))
-        self._end_reason = reason
+        await self.end_call(reason)
+
+    async def end_call(self, reason: str) -> None:
+        """Closes the stream from our side: the server closes the WebSocket."""
+        self.end_reason = reason
         self._call_scope.cancel()
 
     async def _watchdog(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -14,7 +15,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from agent_runtime.agent.definition import CallContext
 from agent_runtime.call.session import CallSession, HandshakeError
-from agent_runtime.carrier.instructions import ConnectStream, VoiceInstructions, render_rozper, render_twiml
+from agent_runtime.carrier.instructions import (
+    ConnectStream, Hangup, QueueTarget, Transfer, VoiceInstructions, render_rozper, render_twiml,
+)
+from agent_runtime.server.api import api_routes
+from agent_runtime.server.idempotency import IdempotencyStore
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.edge import check_rozper_body, check_stream_upgrade, check_twilio_form
 
@@ -28,10 +33,23 @@ def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def _connect_instructions(runtime: Runtime, context: CallContext) -> VoiceInstructions:
+def _connect_instructions(runtime: Runtime, context: CallContext, dialect: str) -> VoiceInstructions:
     token = runtime.tokens.issue(context)
-    stream = ConnectStream(url=runtime.config.media_url, parameters={"session_token": token, "call_id": context.call_id})
+    # When the runtime closes the stream to hand the caller over, the carrier asks `action` what's next.
+    action = f"{runtime.config.base_url}/{dialect}/after-stream/{context.call_id}"
+    stream = ConnectStream(
+        url=runtime.config.media_url, parameters={"session_token": token, "call_id": context.call_id}, action=action
+    )
     return VoiceInstructions(instructions=[stream])
+
+
+def _after_stream(runtime: Runtime, call_id: str) -> VoiceInstructions:
+    """A pending handoff becomes the `transfer`; otherwise the call ends."""
+    handoff = runtime.pending_transfers.pop(call_id, None)
+    if handoff is None:
+        return VoiceInstructions(instructions=[Hangup()])
+    return VoiceInstructions(instructions=[Transfer(
+        target=QueueTarget(queue=handoff.queue), whisper=handoff.summary, context={"handoff_id": handoff.id})])
 
 
 def create_app(runtime: Runtime) -> Starlette:
@@ -60,7 +78,22 @@ def create_app(runtime: Runtime) -> Starlette:
             callee=str(data.get("to", "unknown")),
             direction=str(data.get("direction", "inbound")),
         )
-        return JSONResponse(render_rozper(_connect_instructions(runtime, context)))
+        return JSONResponse(render_rozper(_connect_instructions(runtime, context, "rozper")))
+
+    async def rozper_after_stream(request: Request) -> Response:
+        problem = check_rozper_body(config, request.headers, await request.body())
+        if problem:
+            log.warning("after-stream refused: %s", problem)
+            return error(401, "unauthorized", "signature verification failed")
+        return JSONResponse(render_rozper(_after_stream(runtime, request.path_params["call_id"])))
+
+    async def twilio_after_stream(request: Request) -> Response:
+        form = await request.form()
+        params = {k: str(v) for k, v in form.multi_items()}
+        if check_twilio_form(config, request.headers, config.base_url + request.url.path, params):
+            return Response("forbidden", status_code=403)
+        doc = _after_stream(runtime, request.path_params["call_id"])
+        return Response(render_twiml(doc), media_type="application/xml")
 
     async def twilio_voice(request: Request) -> Response:
         form = await request.form()
@@ -75,7 +108,7 @@ def create_app(runtime: Runtime) -> Starlette:
             callee=params.get("To", "unknown"),
             direction=params.get("Direction", "inbound"),
         )
-        return Response(render_twiml(_connect_instructions(runtime, context)), media_type="application/xml")
+        return Response(render_twiml(_connect_instructions(runtime, context, "twilio")), media_type="application/xml")
 
     async def media(websocket: WebSocket) -> None:
         problem = check_stream_upgrade(config, websocket.headers)
@@ -109,7 +142,10 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/rozper/voice", rozper_voice, methods=["POST"]),
             Route("/twilio/voice", twilio_voice, methods=["POST"]),
+            Route("/rozper/after-stream/{call_id}", rozper_after_stream, methods=["POST"]),
+            Route("/twilio/after-stream/{call_id}", twilio_after_stream, methods=["POST"]),
             WebSocketRoute("/media", media),
+            *api_routes(runtime, IdempotencyStore(Path(config.data_dir) / "idempotency.sqlite3")),
         ]
     )
 

@@ -18,6 +18,7 @@ import anyio
 import httpx
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from agent_runtime.audio.g711 import ulaw_decode, ulaw_encode
 from agent_runtime.carrier.instructions import ConnectStream, parse_rozper
@@ -76,6 +77,16 @@ async def place_call(connect_url: str, script: CallScript, signing_secret: str |
     async with connect(stream.url, additional_headers=ws_headers, max_size=2**20, close_timeout=1) as ws:
         await _SimulatedCarrier(ws, stream, script, result).run()
         result.close_code = ws.close_code
+    if not result.hung_up and result.close_code is not None and stream.action:
+        # The agent closed the stream: the carrier asks `action` what to do next (§7.2).
+        action_body = json.dumps({"id": "evt_" + secrets.token_hex(8), "type": "stream.ended", "created": int(time.time()),
+                                  "data": {"call_id": call_id}}, separators=(",", ":")).encode()
+        action_headers = {"Content-Type": "application/json"}
+        if signing_secret:
+            action_headers["Rozper-Signature"] = sign(action_body, [signing_secret], int(time.time()))
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            answer = await http.post(stream.action, content=action_body, headers=action_headers)
+        result.after_stream = answer.json()
     return result
 
 
@@ -90,15 +101,33 @@ class _SimulatedCarrier:
         self.tick = 0
         self.sequence = 0
         self.last_speech_sent: float | None = None
+        self.transferred = False
+        self.closed_by_agent = False
         self.rng = np.random.default_rng(script.seed)
         delay = script.echo_delay_ms or 0
+        self._media_prefix = f'{{"event":"media","streamSid":"{self.stream_sid}","media":{{"track":"inbound","chunk":"'
+        self._silence_b64 = base64.b64encode(SILENCE).decode()
         self.echo_line: deque[np.ndarray] = deque([np.zeros(160, np.int16)] * (delay // 20 + 2), maxlen=delay // 20 + 2)
 
     async def send(self, obj: dict) -> None:
         if obj["event"] != "connected":
             self.sequence += 1
             obj["sequenceNumber"] = str(self.sequence)
-        await self.ws.send(json.dumps(obj, separators=(",", ":")))
+        try:
+            await self.ws.send(json.dumps(obj, separators=(",", ":")))
+        except ConnectionClosed:
+            self.closed_by_agent = True  # the agent closed the stream; the main loop stops
+
+    async def send_media(self, frame: bytes) -> None:
+        """One inbound media frame. Built by concatenation (same JSON as `send` would produce):
+        this runs 50 times a second per call, and json.dumps there made the load client the
+        bottleneck of capacity benchmarks."""
+        self.sequence += 1
+        payload = self._silence_b64 if frame is SILENCE else base64.b64encode(frame).decode()
+        await self.ws.send(
+            f'{self._media_prefix}{self.tick + 1}","timestamp":"{self.tick * 20}","payload":"{payload}"}},'
+            f'"sequenceNumber":"{self.sequence}"}}'
+        )
 
     async def echo_mark(self, name: str) -> None:
         self.result.marks_echoed += 1
@@ -128,6 +157,17 @@ class _SimulatedCarrier:
                 result.timeline.append((self.tick, "mark", msg["mark"]["name"]))
                 for name in self.playback.add_mark(msg["mark"]["name"]):
                     await self.echo_mark(name)
+            elif kind == "transfer":
+                result.transfers.append(msg["transfer"])
+                result.transfer_times.append(now)
+                answer = {"status": self.script.transfer_answer}
+                if self.script.transfer_answer != "accepted":
+                    answer["error"] = "queue_not_found"
+                await self.send({"event": "transfer", "streamSid": self.stream_sid, "transfer": answer})
+                if self.script.transfer_answer == "accepted":
+                    self.transferred = True
+            elif kind == "hangup":
+                result.hangups.append(msg["hangup"])
             elif kind == "clear":
                 result.clears += 1
                 result.timeline.append((self.tick, "clear", ""))
@@ -135,6 +175,7 @@ class _SimulatedCarrier:
                     await self.echo_mark(name)
             else:
                 result.unexpected_messages.append(str(kind))
+        self.closed_by_agent = True  # the agent closed the stream (e.g. to transfer via `action`)
 
     def caller_frame(self, speech: np.ndarray | None) -> bytes:
         """The inbound frame: the caller's speech, plus echo of what was played, plus line noise."""
@@ -158,7 +199,7 @@ class _SimulatedCarrier:
             "start": {"streamSid": self.stream_sid, "accountSid": "AC_sim", "callSid": result.call_id,
                       "tracks": ["inbound"], "customParameters": dict(self.stream.parameters),
                       "from": script.caller, "to": script.callee, "direction": "inbound",
-                      "extensions": ["stop_reason"],
+                      "extensions": list(script.extensions),
                       "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
         })
         t_start = result.started_at = anyio.current_time()
@@ -170,6 +211,9 @@ class _SimulatedCarrier:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.receive_loop, t_start)
             while True:
+                if self.closed_by_agent:
+                    tg.cancel_scope.cancel()
+                    return
                 now = anyio.current_time()
                 speech = None
                 if speaking is not None:
@@ -185,10 +229,7 @@ class _SimulatedCarrier:
                         waiting_since = now
                         reply_started = None
                 frame = self.caller_frame(speech)
-                await self.send({"event": "media", "streamSid": self.stream_sid,
-                                 "media": {"track": "inbound", "chunk": str(self.tick + 1),
-                                           "timestamp": str(self.tick * 20),
-                                           "payload": base64.b64encode(frame).decode()}})
+                await self.send_media(frame)
                 result.caller_leg += frame
                 result.frames_sent += 1
                 while dtmf and dtmf[0][0] <= self.tick * FRAME_S:
@@ -200,7 +241,8 @@ class _SimulatedCarrier:
                 had_audio = self.playback.queued_bytes > 0
                 played, due = self.playback.play_frame()
                 result.agent_leg += played
-                self.echo_line.append(ulaw_decode(played))
+                if self.script.echo_delay_ms is not None:  # the echo line is only read when echo is on
+                    self.echo_line.append(ulaw_decode(played))
                 for name in due:
                     await self.echo_mark(name)
                 if had_audio:
@@ -225,6 +267,8 @@ class _SimulatedCarrier:
                         break  # the agent answered the last utterance and finished: hang up
                     elif not heard_reply and now - waiting_since > script.reply_timeout_s:
                         break  # the agent never answered: hang up
+                if self.transferred:
+                    break  # the caller is bridged to the queue: the stream stops with reason transferred
                 if script.drop_after_s is not None and now - t_start >= script.drop_after_s:
                     self.ws.transport.abort()  # a dead line: no stop, no close frame
                     result.hung_up = False
@@ -234,8 +278,9 @@ class _SimulatedCarrier:
                     break
                 self.tick += 1
                 await anyio.sleep_until(t_start + self.tick * FRAME_S)
+            result.stop_reason = "transferred" if self.transferred else "call_ended"
             await self.send({"event": "stop", "streamSid": self.stream_sid,
-                             "stop": {"accountSid": "AC_sim", "callSid": result.call_id, "reason": "call_ended"}})
+                             "stop": {"accountSid": "AC_sim", "callSid": result.call_id, "reason": result.stop_reason}})
             result.hung_up = True
             await self.ws.close()
             tg.cancel_scope.cancel()

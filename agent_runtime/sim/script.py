@@ -37,6 +37,8 @@ class CallScript:
     noise_dbfs: float | None = None  # white line noise under everything
     dtmf: list[tuple[float, str]] = field(default_factory=list)  # (media seconds, digit)
     drop_after_s: float | None = None  # the TCP connection dies then: no stop, no close frame
+    extensions: tuple[str, ...] = ("stop_reason",)  # Rozper extensions announced on `start`
+    transfer_answer: str = "accepted"  # how the carrier answers a `transfer` message
     caller: str = "+15551230001"
     callee: str = "+15559870002"
     seed: int = 7
@@ -63,6 +65,11 @@ class CallResult:
     close_code: int | None = None
     hung_up: bool = False
     unexpected_messages: list[str] = field(default_factory=list)
+    transfers: list[dict] = field(default_factory=list)  # `transfer` messages the agent sent
+    transfer_times: list[float] = field(default_factory=list)  # event-loop time each arrived
+    hangups: list[dict] = field(default_factory=list)  # `hangup` messages the agent sent
+    stop_reason: str | None = None  # the reason on the `stop` we sent
+    after_stream: dict | None = None  # the document the `action` URL answered when the agent closed
 
     def clear_ticks(self) -> list[int]:
         return [tick for tick, kind, _ in self.timeline if kind == "clear"]

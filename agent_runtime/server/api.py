@@ -1,0 +1,170 @@
+"""The runtime's own HTTP API: human queues, live calls, metrics.
+
+Bearer keys with scopes guard anything that reads transcripts or changes state; errors use
+Rozper's envelope; mutations honour Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from agent_runtime.handoff.store import HandoffConflict, HandoffNotFound
+from agent_runtime.runtime import Runtime
+from agent_runtime.server.idempotency import MAX_KEY_LENGTH, IdempotencyConflict, IdempotencyStore
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def envelope(status: int, code: str, message: str, request_id: str, param_errors: list[dict] | None = None) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
+    if param_errors:
+        error["param_errors"] = param_errors
+    return JSONResponse({"error": error}, status_code=status, headers={"Request-Id": request_id})
+
+
+def _request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def _key_scopes(runtime: Runtime, header: str | None) -> frozenset[str] | None:
+    if not header or not header.startswith("Bearer "):
+        return None
+    presented = header[7:].strip().encode()
+    found: frozenset[str] | None = None
+    for key, scopes in runtime.config.api_keys:
+        # Compare against every key, in constant time each, whatever matched.
+        if hmac.compare_digest(presented, key.encode()):
+            found = scopes
+    return found
+
+
+def guarded(runtime: Runtime, scope: str, idempotency: IdempotencyStore | None = None) -> Callable[[Handler], Handler]:
+    """Requires a bearer key with `scope`; for mutations, replays by Idempotency-Key."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            request_id = _request_id()
+            request.state.request_id = request_id
+            scopes = _key_scopes(runtime, request.headers.get("authorization"))
+            if scopes is None:
+                return envelope(401, "unauthorized", "missing or unknown API key", request_id)
+            if scope not in scopes:
+                return envelope(403, "forbidden", f"this key lacks the {scope} scope", request_id)
+            key = request.headers.get("idempotency-key")
+            if idempotency is None or key is None:
+                return await handler(request)
+            if not 1 <= len(key) <= MAX_KEY_LENGTH:
+                return envelope(400, "bad_request", "Idempotency-Key must be 1-255 characters", request_id)
+            owner = hmac.new(b"idempotency-scope", request.headers["authorization"].encode(), "sha256").hexdigest()
+            fingerprint = idempotency.fingerprint(request.method, request.url.path, await request.body())
+            try:
+                stored = await idempotency.lookup(owner, key, fingerprint)
+            except IdempotencyConflict:
+                return envelope(409, "conflict", "Idempotency-Key was used with a different request", request_id)
+            if stored is not None:
+                return JSONResponse(stored[1], status_code=stored[0], headers={"Idempotent-Replayed": "true"})
+            response = await handler(request)
+            if response.status_code < 500:  # a server error may succeed when retried
+                await idempotency.store(owner, key, fingerprint, response.status_code, _json(response))
+            return response
+
+        return endpoint
+
+    return wrap
+
+
+def _json(response: Response) -> dict:
+    import json
+
+    return json.loads(bytes(response.body))
+
+
+def api_routes(runtime: Runtime, idempotency: IdempotencyStore) -> list[Route]:
+    def store_or_error(request: Request) -> Any:
+        if runtime.queue_store is None:
+            return envelope(404, "not_found", "no queue store on this runtime", request.state.request_id)
+        return runtime.queue_store
+
+    async def list_queues(request: Request) -> Response:
+        store = store_or_error(request)
+        if isinstance(store, Response):
+            return store
+        return JSONResponse({"object": "list", "data": [{"queue": q, **counts} for q, counts in sorted((await store.queues()).items())]})
+
+    async def waiting_calls(request: Request) -> Response:
+        store = store_or_error(request)
+        if isinstance(store, Response):
+            return store
+        now = time.time()
+        waiting = await store.waiting(request.path_params["queue"])
+        data = [{**h.public(with_transcript=False), "position": i, "wait_s": round(now - h.created_at, 1)}
+                for i, h in enumerate(waiting, 1)]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def get_handoff(request: Request) -> Response:
+        store = store_or_error(request)
+        if isinstance(store, Response):
+            return store
+        try:
+            handoff = await store.get(request.path_params["handoff_id"])
+        except HandoffNotFound:
+            return envelope(404, "not_found", "no such handoff", request.state.request_id)
+        return JSONResponse(handoff.public(with_transcript=True))
+
+    def transition(action: str) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            store = store_or_error(request)
+            if isinstance(store, Response):
+                return store
+            handoff_id = request.path_params["handoff_id"]
+            try:
+                if action == "claim":
+                    body = await request.json() if await request.body() else {}
+                    agent = body.get("agent") if isinstance(body, dict) else None
+                    if not isinstance(agent, str) or not agent.strip():
+                        return envelope(422, "invalid_param", "agent: required", request.state.request_id,
+                                        [{"param": "agent", "reason": "required"}])
+                    handoff = await store.claim(handoff_id, agent.strip())
+                else:
+                    handoff = await store.complete(handoff_id)
+            except HandoffNotFound:
+                return envelope(404, "not_found", "no such handoff", request.state.request_id)
+            except HandoffConflict as exc:
+                return envelope(409, "conflict", str(exc), request.state.request_id)
+            except ValueError:
+                return envelope(400, "bad_request", "body must be JSON", request.state.request_id)
+            return JSONResponse(handoff.public(with_transcript=False))
+
+        return endpoint
+
+    async def active_calls(request: Request) -> Response:
+        data = [{"call_id": r.call_id, "caller": r.context.caller, "barge_ins": r.barge_ins} for r in runtime.active_calls.values()]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def metrics(request: Request) -> Response:
+        lines = [
+            "# TYPE agent_runtime_active_calls gauge", f"agent_runtime_active_calls {len(runtime.active_calls)}",
+            "# TYPE agent_runtime_calls_ended_total counter", f"agent_runtime_calls_ended_total {runtime.calls_ended}",
+        ]
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    read_queues = guarded(runtime, "queues.read")
+    read_transcripts = guarded(runtime, "transcripts.read")
+    write_queues = guarded(runtime, "queues.write", idempotency)
+    return [
+        Route("/v1/queues", read_queues(list_queues), methods=["GET"]),
+        Route("/v1/queues/{queue}/calls", read_queues(waiting_calls), methods=["GET"]),
+        Route("/v1/handoffs/{handoff_id}", read_transcripts(get_handoff), methods=["GET"]),
+        Route("/v1/handoffs/{handoff_id}/claim", write_queues(transition("claim")), methods=["POST"]),
+        Route("/v1/handoffs/{handoff_id}/complete", write_queues(transition("complete")), methods=["POST"]),
+        Route("/v1/calls", guarded(runtime, "calls.read")(active_calls), methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
