@@ -19,7 +19,6 @@ def _run(main, *args) -> None:  # noqa: ANN001
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from agent_runtime.agent.definition import Agent
     from agent_runtime.config import ServerConfig
     from agent_runtime.providers.base import warm_up
     from agent_runtime.providers.factory import build_providers
@@ -31,7 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         os.environ, host=args.host, port=args.port, public_url=args.public_url,
         allow_unsigned=args.allow_unsigned or None, max_calls=args.max_calls,
     )
-    agent = Agent.from_prompts(prompts_dir=Path(args.prompts) if args.prompts else None)
+    agent = _agent(args)
     providers = build_providers(ProviderSettings.from_env(os.environ))
     runtime = Runtime(config, agent, providers)
     sock = bind(config.host, config.port)
@@ -44,6 +43,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
         await server.serve([sock])
 
     _run(main)
+
+
+def _agent(args: argparse.Namespace):  # noqa: ANN202 - Agent, imported lazily
+    from agent_runtime.agent.loading import load_agent
+
+    try:
+        return load_agent(args.agent, Path(args.prompts) if args.prompts else None)
+    except (ValueError, ImportError, SyntaxError) as exc:  # a user's agent file: say what to fix
+        raise ConfigError(f"--agent {args.agent or '(default)'}: {exc}") from exc
 
 
 def cmd_call(args: argparse.Namespace) -> None:
@@ -68,9 +76,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from agent_runtime.demo import DEFAULT_CALLER_AUDIO, print_report, run_demo
 
     recording = Path(args.record)
+    agent = _agent(args)
 
     async def main() -> None:
-        record, result = await run_demo(Path(args.wav) if args.wav else DEFAULT_CALLER_AUDIO, recording)
+        record, result = await run_demo(Path(args.wav) if args.wav else DEFAULT_CALLER_AUDIO, recording, agent)
         print_report(record, result, recording)
 
     _run(main)
@@ -85,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (env AGENT_PORT, default 8080)")
     serve.add_argument("--public-url", default=None, help="https URL the carrier reaches (env AGENT_PUBLIC_URL)")
     serve.add_argument("--prompts", default=None, help="prompts folder (default ./prompts)")
+    serve.add_argument("--agent", default=None, help="an agent file or module, e.g. examples/booking/agent.py:build_agent")
     serve.add_argument("--max-calls", type=int, default=None, help="concurrent call limit (env AGENT_MAX_CALLS)")
     serve.add_argument("--allow-unsigned", action="store_true", help="development only: no carrier signature")
     serve.set_defaults(func=cmd_serve)
@@ -96,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the server in-process and place one call on the offline engines")
     demo.add_argument("--wav", default=None, help="the caller's audio (default: examples/audio)")
     demo.add_argument("--record", default="demo_call.wav", help="stereo recording of both legs")
+    demo.add_argument("--agent", default=None, help="an agent file or module, e.g. examples/booking/agent.py:build_agent")
+    demo.add_argument("--prompts", default=None, help="prompts folder for the default agent (default ./prompts)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from agent_runtime.agent.definition import Agent
+from agent_runtime.agent.loading import load_agent
 from agent_runtime.audio.wav import read_wav_mono, write_wav
 from agent_runtime.config import ServerConfig
 from agent_runtime.providers.base import warm_up
@@ -21,13 +22,13 @@ EXAMPLES_AUDIO = Path(__file__).resolve().parents[1] / "examples" / "audio"
 DEFAULT_CALLER_AUDIO = EXAMPLES_AUDIO / "caller_librivox_0880.wav"
 
 
-async def run_demo(caller_wav: Path, recording: Path) -> tuple[CallRecord, CallResult]:
+async def run_demo(caller_wav: Path, recording: Path, agent: Agent | None = None) -> tuple[CallRecord, CallResult]:
     secret = "rzp_whsec_demo_" + secrets.token_hex(16)  # the demo plays both carrier and agent
     sock = bind("127.0.0.1", 0)
     config = ServerConfig(host="127.0.0.1", port=sock.getsockname()[1], signing_secrets=(secret,))
     print("loading the speech and language engines …", flush=True)
     providers = build_providers(ProviderSettings.from_env(os.environ))
-    runtime = Runtime(config, Agent.from_prompts(), providers)
+    runtime = Runtime(config, agent or load_agent(None), providers)
     await warm_up(providers)
     print(f"engines: {providers.names}")
     audio, _ = read_wav_mono(caller_wav, 8000)

@@ -41,11 +41,11 @@ def load_tools(path: Path = DEFAULT_TOOLS_FILE) -> ToolRegistry:
     return ToolRegistry(tools)
 
 
-def load_agent(ref: str | None) -> Agent:
-    """`None` → the default agent; else `file.py:name` or `package.module:name`, where name is
-    an Agent or a function returning one."""
+def load_agent(ref: str | None, prompts_dir: Path | None = None) -> Agent:
+    """`None` → the default agent (`prompts_dir` or prompts/, plus tools/); else `file.py:name`
+    or `package.module:name`, where name is an Agent or a function returning one."""
     if ref is None:
-        return Agent.from_prompts(tools=load_tools())
+        return Agent.from_prompts(prompts_dir=prompts_dir, tools=load_tools())
     location, _, attr = ref.partition(":")
     target: Any = getattr(_module(location), attr or "agent", None)
     if target is None:
