@@ -85,6 +85,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _run(main)
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from agent_runtime.bench.runner import run
+
+    run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent-runtime", description=__doc__)
     parser.add_argument("--log-level", default=os.environ.get("AGENT_LOG_LEVEL", "WARNING"))
@@ -109,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--agent", default=None, help="an agent file or module, e.g. examples/booking/agent.py:build_agent")
     demo.add_argument("--prompts", default=None, help="prompts folder for the default agent (default ./prompts)")
     demo.set_defaults(func=cmd_demo)
+    from agent_runtime.bench.runner import add_arguments as add_bench_arguments  # light: argparse only
+
+    bench = sub.add_parser("bench", help="N concurrent simulated calls against a server process: latency, CPU, memory")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,0 +1,3 @@
+from agent_runtime.bench.runner import main
+
+main()
