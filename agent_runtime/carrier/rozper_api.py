@@ -272,7 +272,10 @@ class RozperClient:
                 delay, why = self._backoff(attempt), type(exc).__name__
             else:
                 if response.status_code < 400:
-                    return response.json()
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise RozperError("the answer was not JSON", status=response.status_code, idempotency_key=idempotency_key) from None
                 error = error_from_response(response, idempotency_key)
                 if attempt >= self.max_retries:
                     raise error
