@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 
 from agent_runtime.config import ConfigError
+from agent_runtime.observability.logs import configure_logging
 
 
 def _run(main, *args) -> None:  # noqa: ANN001
@@ -20,11 +21,14 @@ def _run(main, *args) -> None:  # noqa: ANN001
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from agent_runtime.config import ServerConfig
+    from agent_runtime.handoff.store import SqliteQueueStore
+    from agent_runtime.call.greeting import warm_greeting
     from agent_runtime.providers.base import warm_up
     from agent_runtime.providers.factory import build_providers
     from agent_runtime.providers.settings import ProviderSettings
     from agent_runtime.runtime import Runtime
     from agent_runtime.server.run import bind, uvicorn_server
+    from agent_runtime.webhooks.service import build_outbox, delivering
 
     config = ServerConfig.from_env(
         os.environ, host=args.host, port=args.port, public_url=args.public_url,
@@ -32,7 +36,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
     agent = _agent(args)
     providers = build_providers(ProviderSettings.from_env(os.environ))
-    runtime = Runtime(config, agent, providers)
+    queues = SqliteQueueStore(Path(config.data_dir) / "queues.sqlite3")  # handoffs survive restarts
+    outbox = build_outbox(config)  # None unless AGENT_WEBHOOK_URLS is set
+    runtime = Runtime(config, agent, providers, queue_store=queues, emit=outbox.enqueue if outbox else None)
     sock = bind(config.host, config.port)
     print(f"agent-runtime serving on {config.host}:{config.port}; engines {providers.names}")
     print(f"  Rozper call url: {config.base_url}/rozper/voice   Twilio voice url: {config.base_url}/twilio/voice")
@@ -40,7 +46,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     async def main() -> None:
         await warm_up(providers)
-        await server.serve([sock])
+        await warm_greeting(runtime.greetings, agent, providers.tts)  # the first caller's greeting leaves at once
+        runtime.observer.enable_spans(os.environ)  # OTel turn spans when OTEL_EXPORTER_OTLP_ENDPOINT is set
+        async with delivering(outbox, config.webhook_secrets), anyio.create_task_group() as tg:
+            tg.start_soon(runtime.pump_events)
+            try:
+                await server.serve([sock])
+            finally:
+                runtime.close_events()  # the pump stores the last calls' events, then the worker stops
 
     _run(main)
 
@@ -94,6 +107,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agent-runtime", description=__doc__)
     parser.add_argument("--log-level", default=os.environ.get("AGENT_LOG_LEVEL", "WARNING"))
+    parser.add_argument("--log-format", choices=("text", "json"), default=os.environ.get("AGENT_LOG_FORMAT", "text"),
+                        help="json: one JSON object per line, e.g. the per-turn lines of agent_runtime.turns (env AGENT_LOG_FORMAT)")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="answer calls: call-connect endpoint + media WebSocket")
     serve.add_argument("--host", default=None, help="bind address (env AGENT_HOST, default 127.0.0.1)")
@@ -125,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        configure_logging(args.log_level, args.log_format)
+    except ValueError as exc:
+        sys.exit(f"configuration error: {exc}")
     try:
         args.func(args)
     except ConfigError as exc:

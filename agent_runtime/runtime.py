@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+
 from agent_runtime.agent.definition import Agent, CallContext
 from agent_runtime.agent.tools import ToolRegistry
 from agent_runtime.config import ServerConfig
 from agent_runtime.handoff.store import Handoff, QueueStore
 from agent_runtime.handoff.tool import handoff_tool
+from agent_runtime.call.greeting import GreetingCache
+from agent_runtime.observability import Observer
 from agent_runtime.providers.base import Providers
+from agent_runtime.webhooks.events import CALL_ENDED, CALL_STARTED
 
 EmitEvent = Callable[[str, dict[str, Any]], Awaitable[str]]
 
@@ -31,6 +36,7 @@ class TurnTrace:
     """Stage times of one agent response, in seconds since the caller's end of speech (or start)."""
 
     generation: int
+    kind: str = "reply"  # "greeting", "reply", or "line" (a fixed line: fallback, goodbye, handoff)
     user_text: str = ""
     reply_text: str = ""
     heard_text: str = ""
@@ -49,6 +55,9 @@ class CallRecord:
     turns: list[TurnTrace] = field(default_factory=list)
     malformed_frames: int = 0
     barge_ins: int = 0
+    # From inbound Rozper webhooks (webhooks/records.py): (type, data) of call.* events.
+    carrier_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    recording_url: str | None = None
 
 
 class SessionTokens:
@@ -101,11 +110,38 @@ class Runtime:
         self.active_calls: dict[str, CallRecord] = {}
         self.finished_calls: deque[CallRecord] = deque(maxlen=200)
         self.calls_ended = 0
+        self.observer = Observer(lambda: len(self.active_calls), lambda: self.calls_ended)  # metrics, turn log, spans
+        self.greetings = GreetingCache()  # the greeting's audio, ready to send (call/greeting.py)
+        # Events from sync code (call start/end) wait here for `pump_events` to hand them to `emit`:
+        # the call path never waits on the outbox's disk write.
+        self._events_in, self._events_out = anyio.create_memory_object_stream[tuple[str, dict[str, Any]]](1000)
 
     async def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """Hands an event to the durable outbox (when webhooks are configured)."""
         if self.emit_event is not None:
             await self.emit_event(event_type, data)
+
+    def emit_soon(self, event_type: str, data: dict[str, Any]) -> None:
+        """For sync callers: the event is emitted by `pump_events` (lost if the process dies first)."""
+        if self.emit_event is None:
+            return
+        try:
+            self._events_in.send_nowait((event_type, data))
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
+            log.error("event %s dropped: the event pump is full or stopped", event_type)
+
+    async def pump_events(self) -> None:
+        """Runs beside the server; ends once `close_events` was called and the backlog is emitted."""
+        async with self._events_out:
+            async for event_type, data in self._events_out:
+                try:
+                    await self.emit(event_type, data)
+                except Exception:
+                    log.exception("event %s could not be stored", event_type)
+
+    def close_events(self) -> None:
+        """No more events (the server has stopped): lets `pump_events` finish."""
+        self._events_in.close()
 
     def new_call_id(self) -> str:
         return "call_" + secrets.token_hex(8)
@@ -113,6 +149,10 @@ class Runtime:
     def call_started(self, record: CallRecord) -> None:
         self.active_calls[record.call_id] = record
         log.info("call started", extra={"call_id": record.call_id, "caller": record.context.caller})
+        context = record.context
+        self.emit_soon(CALL_STARTED, {
+            "call_id": record.call_id, "from": context.caller, "to": context.callee, "direction": context.direction,
+        })
 
     def call_ended(self, record: CallRecord, reason: str) -> None:
         """Emitted exactly once per call."""
@@ -124,3 +164,10 @@ class Runtime:
         self.finished_calls.append(record)
         self.calls_ended += 1
         log.info("call ended", extra={"call_id": record.call_id, "reason": reason})
+        try:
+            duration_s: float | None = round(anyio.current_time() - record.started_at, 3)  # both monotonic
+        except RuntimeError:  # called outside an event loop (tests)
+            duration_s = None
+        self.emit_soon(CALL_ENDED, {
+            "call_id": record.call_id, "reason": reason, "duration_s": duration_s, "ended_at": int(record.ended_at),
+        })

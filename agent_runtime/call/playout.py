@@ -78,6 +78,13 @@ class Playout:
         while len(self._pending) >= self._chunk_bytes:
             await self._send_chunk(self._chunk_bytes)
 
+    async def play_ulaw(self, encoded: bytes) -> None:
+        """Queues audio already in μ-law at 8 kHz (the cached greeting): nothing to encode."""
+        self._pending += encoded
+        self._queued += len(encoded)
+        while len(self._pending) >= self._chunk_bytes:
+            await self._send_chunk(self._chunk_bytes)
+
     async def finish(self) -> None:
         """Sends whatever is left of the current generation (a short last chunk)."""
         if self._pending:

@@ -12,10 +12,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import numpy as np
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from agent_runtime.agent.orchestrator import Orchestrator, Outcome
+from agent_runtime.audio.g711 import ulaw_encode
 from agent_runtime.audio.resample import StreamResampler
+from agent_runtime.call.greeting import GreetingCache
 from agent_runtime.call.playout import SAMPLE_RATE, Playout
 from agent_runtime.providers.base import TTS
 from agent_runtime.runtime import TurnTrace
@@ -36,6 +39,27 @@ class Responder:
             await send.send(text)
         await self._speak(trace, recv)
 
+    async def greet(self, trace: TurnTrace, text: str, cache: GreetingCache) -> bool:
+        """The greeting: from the cache when its audio is there (True), else spoken and then cached."""
+        audio = cache.get(text)
+        playout = self._playout
+        if audio is not None:
+            trace.stages["first_sentence"] = anyio.current_time()
+            playout.begin_text(text)
+            await playout.play_ulaw(audio)
+            playout.end_text()
+            await playout.finish()
+            if playout.first_frame_sent_at is not None:
+                trace.stages["first_frame_sent"] = playout.first_frame_sent_at
+            return True
+        send, recv = anyio.create_memory_object_stream[str](1)
+        async with send:
+            await send.send(text)
+        captured: list[np.ndarray] = []
+        if await self._speak(trace, recv, captured):  # only a greeting spoken whole (a cut one raises out of here)
+            cache.put(text, ulaw_encode(np.concatenate(captured)) if captured else b"")
+        return False
+
     async def reply(self, trace: TurnTrace, orchestrator: Orchestrator, generation: int, outcome: Outcome) -> None:
         """The model's reply (with its tool rounds), spoken as it streams."""
         send, recv = anyio.create_memory_object_stream[str](16)
@@ -48,30 +72,41 @@ class Responder:
             tg.start_soon(write)
             await self._speak(trace, recv)
 
-    async def _speak(self, trace: TurnTrace, sentences: MemoryObjectReceiveStream[str]) -> None:
+    async def _speak(
+        self, trace: TurnTrace, sentences: MemoryObjectReceiveStream[str], capture: list[np.ndarray] | None = None
+    ) -> bool:
+        """Speaks every sentence; True when TTS never failed. `capture` collects the 8 kHz audio played."""
         resampler = StreamResampler(self._tts.sample_rate, SAMPLE_RATE)
         playout = self._playout
         stages = trace.stages
+        ok = True
         async with sentences:
             async for sentence in sentences:
+                stages.setdefault("first_sentence", anyio.current_time())  # fixed lines: handed to TTS now
                 playout.begin_text(sentence)
                 try:
                     async for pcm in _guarded(self._tts.synthesize(sentence)):
                         stages.setdefault("tts_first_audio", anyio.current_time())
                         out = resampler.process(pcm)
                         if out.size:
+                            if capture is not None:
+                                capture.append(out)
                             await playout.play(out)
                             if "first_frame_sent" not in stages and playout.first_frame_sent_at is not None:
                                 stages["first_frame_sent"] = playout.first_frame_sent_at
                 except Exception as exc:  # one bad sentence must not silence the rest
+                    ok = False
                     log.warning("tts failed: %s", type(exc).__name__, extra={"call_id": self._call_id})
                 playout.end_text()
         tail = resampler.flush()
         if tail.size:
+            if capture is not None:
+                capture.append(tail)
             await playout.play(tail)
         await playout.finish()
         if "first_frame_sent" not in stages and playout.first_frame_sent_at is not None:
             stages["first_frame_sent"] = playout.first_frame_sent_at
+        return ok
 
 
 async def _guarded(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:

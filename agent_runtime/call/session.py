@@ -26,7 +26,9 @@ from agent_runtime.audio.g711 import ulaw_decode
 from agent_runtime.call.ledger import PlayoutLedger
 from agent_runtime.call.listener import SAMPLE_RATE, Heard, Listener
 from agent_runtime.call.playout import Playout
+from agent_runtime.call.recording import CallRecorder, finish_recording, wants_recording
 from agent_runtime.call.responder import Responder
+from agent_runtime.call.turn_book import TurnBook
 from agent_runtime.call.turns import EchoReference
 from agent_runtime.call.transfer import Transfer
 from agent_runtime.carrier.events import Dtmf, Mark, Media, Start, Stop, TransferAck
@@ -72,6 +74,8 @@ class CallSession:
         self._failures = 0  # answers in a row the model could not give
         self.end_reason: str | None = None  # set when we end the call ourselves
         self.transfer = Transfer(self)
+        self._started_at = 0.0  # when `start` arrived: the greeting's clock starts there
+        self.recorder: CallRecorder | None = None
 
     # ---- handshake --------------------------------------------------------------------
     async def open(self) -> CallContext:
@@ -83,6 +87,7 @@ class CallSession:
                     raise HandshakeError("socket closed before start")
                 event = self.codec.decode(frame)
                 if isinstance(event, Start):
+                    self._started_at = anyio.current_time()
                     context = self.runtime.tokens.redeem(event.custom_parameters.get("session_token"))
                     if context is None:
                         raise HandshakeError("missing or invalid session_token")
@@ -108,7 +113,12 @@ class CallSession:
         self.listener = Listener(agent.vad, agent.turns)
         self.echo = EchoReference(agent.turns.echo_window_ms / 1000.0)
         codec = self.codec
-        self.playout = Playout(self._send, codec.encode_media, codec.encode_mark, codec.encode_clear, self.ledger, self.echo)
+        encode_media, encode_mark = codec.encode_media, codec.encode_mark
+        if wants_recording(context.custom_parameters):
+            self.recorder = CallRecorder()
+            encode_media, encode_mark = self.recorder.wrap_encoders(encode_media, encode_mark)
+        self.playout = Playout(self._send, encode_media, encode_mark, codec.encode_clear, self.ledger, self.echo)
+        self.book = TurnBook(self._publish_turn)
         self.conversation = Conversation(render_template(agent.system_prompt, context, agent.variables))
         self._fallback_line = render_template(agent.fallback_line, context, agent.variables)
         self.responder = Responder(runtime.providers.tts, self.playout, context.call_id)
@@ -131,7 +141,12 @@ class CallSession:
             self.closed = True
             record.transcript = self.conversation.transcript()
             record.malformed_frames = codec.malformed
+            self.book.close()
             runtime.call_ended(record, reason)
+            runtime.observer.call_ended(record.malformed_frames, record.barge_ins)
+            if self.recorder is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(30.0):  # the call is over; its file is not
+                    await finish_recording(self.recorder, runtime, record.call_id)
         return reason
 
     async def _send(self, text: str) -> None:
@@ -146,6 +161,7 @@ class CallSession:
     async def _receive_loop(self, tg: anyio.abc.TaskGroup) -> str:
         decode = self.codec.decode
         listener = self.listener
+        recorder = self.recorder
         while True:
             frame = await self._receive()
             if frame is None:
@@ -154,6 +170,8 @@ class CallSession:
             if event is None:
                 continue  # malformed or unknown: counted by the codec, the call goes on
             if isinstance(event, Media):
+                if recorder is not None:
+                    recorder.inbound(event.payload, event.timestamp_ms)
                 speaking = self._can_be_interrupted()
                 echo = self.echo.level(anyio.current_time()) if speaking else -np.inf
                 heard = listener.push(ulaw_decode(event.payload), speaking, echo)
@@ -166,7 +184,11 @@ class CallSession:
                 elif heard is Heard.IGNORED:
                     log.debug("ignored caller sound over agent speech (echo or backchannel)")
             elif isinstance(event, Mark):
-                self.ledger.on_mark(event.name)
+                chunk = self.ledger.on_mark(event.name)
+                if chunk is not None:
+                    self.book.heard(chunk.generation)
+                if recorder is not None:
+                    recorder.mark(event.name, chunk is not None)
             elif isinstance(event, Dtmf):
                 await self._on_dtmf(event.digit, tg)
             elif isinstance(event, TransferAck):
@@ -229,7 +251,8 @@ class CallSession:
     async def _turn_loop(self, turns: MemoryObjectReceiveStream[CallerTurn]) -> None:
         agent = self.runtime.agent
         greeting = render_template(agent.greeting, self._context, agent.variables)
-        await self._generate(TurnTrace(generation=0), fixed_text=greeting, greeting=True)
+        trace = TurnTrace(generation=0, stages={"end_of_speech": self._started_at or anyio.current_time()})
+        await self._generate(trace, fixed_text=greeting, greeting=True)
         async with turns:
             async for turn in turns:
                 trace = TurnTrace(generation=0)
@@ -267,6 +290,8 @@ class CallSession:
         self._generation += 1
         generation = trace.generation = self._generation
         trace.stages.setdefault("end_of_speech", anyio.current_time())
+        trace.kind = "greeting" if greeting else "reply" if fixed_text is None else "line"
+        self.book.begin(trace)
         self.playout.begin(generation)
         self._generation_done = False
         self._generation_started = anyio.current_time()
@@ -280,7 +305,11 @@ class CallSession:
                 outcome.said_words.extend(clean_for_speech(fixed_text).split())
                 if remember:
                     self.conversation.add_assistant(generation, fixed_text, (0, len(outcome.said_words)))
-                await self.responder.say(trace, fixed_text)
+                if greeting:
+                    cached = await self.responder.greet(trace, fixed_text, self.runtime.greetings)
+                    self.runtime.observer.metrics.greeting_cache.labels("hit" if cached else "miss").inc()
+                else:
+                    await self.responder.say(trace, fixed_text)
             else:
                 await self.responder.reply(trace, self.orchestrator, generation, outcome)
         self._generation_scope = None
@@ -345,11 +374,13 @@ class CallSession:
                 self._generation_scope.cancel()
 
     def _finish_trace(self, trace: TurnTrace) -> None:
-        t0 = trace.stages["end_of_speech"]
-        trace.stages = {k: round((v - t0) * 1000.0, 1) for k, v in trace.stages.items()}
+        self.book.finished(trace)  # published once its first mark is back (call/turn_book.py)
+
+    def _publish_turn(self, trace: TurnTrace, started_epoch_s: float) -> None:
         assert self.record is not None
         self.record.turns.append(trace)
-        log.info("turn", extra={"call_id": self._context.call_id, "generation": trace.generation, "stages_ms": trace.stages})
+        self.runtime.observer.turn(self._context.call_id, trace.generation, trace.kind, trace.interrupted,
+                                   started_epoch_s, trace.stages)
 
 
 async def _await(result: Awaitable[None]) -> None:

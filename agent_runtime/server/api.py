@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent_runtime.handoff.store import HandoffConflict, HandoffNotFound
@@ -150,11 +150,8 @@ def api_routes(runtime: Runtime, idempotency: IdempotencyStore) -> list[Route]:
         return JSONResponse({"object": "list", "data": data})
 
     async def metrics(request: Request) -> Response:
-        lines = [
-            "# TYPE agent_runtime_active_calls gauge", f"agent_runtime_active_calls {len(runtime.active_calls)}",
-            "# TYPE agent_runtime_calls_ended_total counter", f"agent_runtime_calls_ended_total {runtime.calls_ended}",
-        ]
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        body, content_type = runtime.observer.metrics.render()  # observability/metrics.py
+        return Response(body, media_type=content_type)
 
     read_queues = guarded(runtime, "queues.read")
     read_transcripts = guarded(runtime, "transcripts.read")

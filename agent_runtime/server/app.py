@@ -22,6 +22,8 @@ from agent_runtime.server.api import api_routes
 from agent_runtime.server.idempotency import IdempotencyStore
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.edge import check_rozper_body, check_stream_upgrade, check_twilio_form
+from agent_runtime.webhooks.inbound import webhook_endpoint
+from agent_runtime.webhooks.service import build_inbound
 
 log = logging.getLogger("agent_runtime.server")
 
@@ -33,13 +35,14 @@ def error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-def _connect_instructions(runtime: Runtime, context: CallContext, dialect: str) -> VoiceInstructions:
+def _connect_instructions(runtime: Runtime, context: CallContext, dialect: str, record: bool = False) -> VoiceInstructions:
     token = runtime.tokens.issue(context)
     # When the runtime closes the stream to hand the caller over, the carrier asks `action` what's next.
     action = f"{runtime.config.base_url}/{dialect}/after-stream/{context.call_id}"
-    stream = ConnectStream(
-        url=runtime.config.media_url, parameters={"session_token": token, "call_id": context.call_id}, action=action
-    )
+    parameters = {"session_token": token, "call_id": context.call_id}
+    if record:  # comes back in start.customParameters: the session records (call/recording.py)
+        parameters["record"] = "true"
+    stream = ConnectStream(url=runtime.config.media_url, parameters=parameters, action=action)
     return VoiceInstructions(instructions=[stream])
 
 
@@ -78,7 +81,8 @@ def create_app(runtime: Runtime) -> Starlette:
             callee=str(data.get("to", "unknown")),
             direction=str(data.get("direction", "inbound")),
         )
-        return JSONResponse(render_rozper(_connect_instructions(runtime, context, "rozper")))
+        record = data.get("record") is True  # Rozper's `record` (§7.1): both legs to a stereo WAV
+        return JSONResponse(render_rozper(_connect_instructions(runtime, context, "rozper", record)))
 
     async def rozper_after_stream(request: Request) -> Response:
         problem = check_rozper_body(config, request.headers, await request.body())
@@ -142,6 +146,7 @@ def create_app(runtime: Runtime) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/rozper/voice", rozper_voice, methods=["POST"]),
             Route("/twilio/voice", twilio_voice, methods=["POST"]),
+            Route("/rozper/webhooks", webhook_endpoint(build_inbound(runtime)), methods=["POST"]),
             Route("/rozper/after-stream/{call_id}", rozper_after_stream, methods=["POST"]),
             Route("/twilio/after-stream/{call_id}", twilio_after_stream, methods=["POST"]),
             WebSocketRoute("/media", media),

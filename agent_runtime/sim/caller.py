@@ -59,7 +59,7 @@ async def place_call(connect_url: str, script: CallScript, signing_secret: str |
     event = {
         "id": "evt_" + secrets.token_hex(8), "type": "call.answered", "created": int(time.time()),
         "data": {"call_id": call_id, "account_id": "AC_sim", "direction": "inbound",
-                 "from": script.caller, "to": script.callee, "record": False},
+                 "from": script.caller, "to": script.callee, "record": script.record},
     }
     body = json.dumps(event, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json"}

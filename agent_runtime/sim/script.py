@@ -39,6 +39,7 @@ class CallScript:
     drop_after_s: float | None = None  # the TCP connection dies then: no stop, no close frame
     extensions: tuple[str, ...] = ("stop_reason",)  # Rozper extensions announced on `start`
     transfer_answer: str = "accepted"  # how the carrier answers a `transfer` message
+    record: bool = False  # `data.record` on the call-connect request: ask the agent to record the call
     caller: str = "+15551230001"
     callee: str = "+15559870002"
     seed: int = 7
