@@ -41,8 +41,16 @@ def uvicorn_server(runtime: Runtime, log_level: str = "warning") -> uvicorn.Serv
 async def running_server(runtime: Runtime, sock: socket.socket, log_level: str = "warning") -> AsyncIterator[uvicorn.Server]:
     """Serves until the block exits; yields once the server accepts connections."""
     server = uvicorn_server(runtime, log_level)
+
+    async def serve() -> None:
+        try:
+            await server.serve([sock])
+        finally:
+            runtime.close_events()  # the last calls have ended: let the pump drain and stop
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
+        tg.start_soon(runtime.pump_events)  # call lifecycle events → runtime.emit (the outbox)
+        tg.start_soon(serve)
         with anyio.fail_after(10):
             while not server.started:
                 await anyio.sleep(0.01)

@@ -39,6 +39,7 @@ class DeliveryWorker:
         timeout_s: float = 15.0,
         max_in_flight: int = 16,
         poll_interval_s: float = 2.0,
+        lease_s: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if isinstance(secrets, str) or not secrets:
@@ -48,7 +49,7 @@ class DeliveryWorker:
         self.backoff = backoff or Backoff()
         self.timeout_s = timeout_s
         # A claimed row is not retried by anyone before the request could have timed out.
-        self.lease_s = timeout_s + 5.0
+        self.lease_s = timeout_s + 5.0 if lease_s is None else lease_s
         self.max_in_flight = max_in_flight
         self.poll_interval_s = poll_interval_s  # also picks up rows other processes enqueued
         self._transport = transport
