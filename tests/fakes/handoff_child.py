@@ -1,0 +1,69 @@
+"""A child process for tests/test_crash_safety.py: a real server with the SQLite queue store and
+the outbox, one simulated call that hands off, and SIGKILL right after the handoff is accepted.
+
+    python handoff_child.py <data_dir> <openai_base_url> <webhook_url>
+
+The kill comes from inside `emit`, just after the outbox committed `agent.handoff`: the real
+order is Transfer.accept → queue store → runtime.emit → outbox.enqueue → (here) SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import openai
+
+from agent_runtime.agent.definition import Agent
+from agent_runtime.config import ServerConfig
+from agent_runtime.handoff.store import SqliteQueueStore
+from agent_runtime.providers.base import Providers
+from agent_runtime.providers.espeak_tts import EspeakTTS
+from agent_runtime.providers.openai_llm import OpenAILLM
+from agent_runtime.providers.openai_stt import OpenAISTT
+from agent_runtime.runtime import Runtime
+from agent_runtime.server.run import bind, running_server
+from agent_runtime.sim.caller import CallScript, Utterance, place_call
+from agent_runtime.webhooks.backoff import Backoff
+from agent_runtime.webhooks.service import build_outbox, delivering
+
+SIGNING_SECRET = "rzp_whsec_child_0123456789abcdef"
+WEBHOOK_SECRETS = ("rzp_whsec_out_new_0123456789", "rzp_whsec_out_old_9876543210")
+
+
+async def main(data_dir: Path, openai_url: str, webhook_url: str) -> None:
+    from callkit import caller_audio  # tests/ is on PYTHONPATH
+
+    sock = bind("127.0.0.1", 0)
+    config = ServerConfig(host="127.0.0.1", port=sock.getsockname()[1], signing_secrets=(SIGNING_SECRET,),
+                          data_dir=str(data_dir), webhook_urls=(webhook_url,), webhook_secrets=WEBHOOK_SECRETS)
+    store = SqliteQueueStore(data_dir / "queues.sqlite3")
+    outbox = build_outbox(config)
+    assert outbox is not None
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url=openai_url, max_retries=0)
+    providers = Providers(stt=OpenAISTT(client), llm=OpenAILLM(client, "gpt-4o-mini"), tts=EspeakTTS())
+
+    async def emit(event_type: str, data: dict[str, Any]) -> str:
+        event_id = await outbox.enqueue(event_type, data)
+        if event_type == "agent.handoff":
+            print(f"handoff accepted {data['handoff_id']} {event_id}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: as a crash or an OOM kill
+        return event_id
+
+    agent = replace(Agent.from_prompts(), handoff_queues=("support",))
+    runtime = Runtime(config, agent, providers, queue_store=store, emit=emit)
+    script = CallScript(utterances=[Utterance(caller_audio())], extensions=("stop_reason", "transfer", "hangup"))
+    async with delivering(outbox, WEBHOOK_SECRETS, backoff=Backoff(base_s=0.05), timeout_s=2.0, poll_interval_s=0.1):
+        async with running_server(runtime, sock):
+            print("serving", flush=True)
+            await place_call(f"{config.base_url}/rozper/voice", script, SIGNING_SECRET)
+    print("call ended without a handoff", flush=True)
+
+
+if __name__ == "__main__":
+    anyio.run(main, Path(sys.argv[1]), sys.argv[2], sys.argv[3])
