@@ -1,6 +1,6 @@
 """The support-line example end to end: its demo flow places a call through the real server
 and the carrier simulator, the agent hands it to the `support` queue, and the queue API shows
-the waiting call with its summary."""
+the waiting call with its summary; the outbox delivers the signed `agent.handoff`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ async def test_the_demo_hands_the_caller_to_the_support_queue(tmp_path: Path, mo
     assert outcome.call.hangups == [] and outcome.call.stop_reason == "transferred"
     assert outcome.record.end_reason == "transferred"
     assert outcome.record.transcript[-1] == ("assistant", load_agent(f"{ROOT}/examples/support/agent.py:build_agent").handoff_line)
+    # The outbox delivered a signed agent.handoff to the demo's receiver (it keeps only verified events).
+    [handoff_event] = [e for e in outcome.webhooks if e["type"] == "agent.handoff"]
+    assert handoff_event["signature"].startswith("t=") and handoff_event["id"].startswith("evt_")
+    assert handoff_event["data"]["handoff_id"] == waiting["id"] and handoff_event["data"]["summary"] == waiting["summary"]
+    assert handoff_event["data"]["target"] == {"type": "queue", "queue": "support"}
     with sqlite3.connect(tmp_path / "queues.sqlite3") as db:  # durable in the SQLite store
         assert db.execute("SELECT id, queue, status FROM handoffs").fetchall() == [(waiting["id"], "support", "waiting")]
 

@@ -5,7 +5,9 @@
 Starts the server in-process with an SQLite queue store, places a simulated call (the
 carrier simulator plays Rozper) whose caller says "Actually, can I talk to a human?", lets
 the agent hand the call to the `support` queue, then asks the queue API over HTTP who is
-waiting, and prints the waiting call with the agent's summary.
+waiting, and prints the waiting call with the agent's summary. A local webhook receiver
+(standing in for your endpoint) verifies and prints the signed `agent.handoff` event that the
+runtime's outbox delivered.
 
 The speech-to-text and the model are scripted stand-ins (below), so the demo is the same
 every time; swap in real engines with `agent-runtime serve --agent examples/support/agent.py:build_agent`.
@@ -17,8 +19,11 @@ import argparse
 import json
 import re
 import secrets
+import socket
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,15 +31,22 @@ from typing import Any
 import anyio
 import httpx
 import numpy as np
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from agent_runtime.agent.loading import load_agent
 from agent_runtime.audio.wav import read_wav_mono
+from agent_runtime.carrier.signatures import SignatureError, verify
 from agent_runtime.config import ServerConfig
 from agent_runtime.handoff.store import SqliteQueueStore
 from agent_runtime.providers.base import TTS, LLMEvent, Providers, TextDelta, ToolCallRequest
 from agent_runtime.runtime import CallRecord, Runtime
 from agent_runtime.server.run import bind, running_server
 from agent_runtime.sim.caller import CallResult, CallScript, Utterance, place_call
+from agent_runtime.webhooks.service import build_outbox, delivering, settle
 
 HERE = Path(__file__).resolve().parent
 CALLER_WAV = HERE.parent / "audio" / "synthetic_talk_to_human.wav"
@@ -93,6 +105,40 @@ def offline_tts() -> TTS:
         return StandInTTS()
 
 
+class WebhookReceiver:
+    """Stands in for your webhook endpoint: verifies `Rozper-Signature` over the raw body,
+    refuses anything unsigned, and keeps each event once (a retry carries the same id)."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+        self.events: dict[str, dict[str, Any]] = {}
+        self.app = Starlette(routes=[Route("/hooks", self._hook, methods=["POST"])])
+
+    async def _hook(self, request: Request) -> Response:
+        body, header = await request.body(), request.headers.get("rozper-signature", "")
+        try:
+            verify(header, body, [self._secret], time.time())
+        except SignatureError:
+            return Response(status_code=400)
+        event = json.loads(body)
+        self.events.setdefault(event["id"], {**event, "signature": header})
+        return Response(status_code=204)
+
+
+@asynccontextmanager
+async def serving(app: Starlette, sock: socket.socket) -> AsyncIterator[None]:
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            yield
+        finally:
+            server.should_exit = True
+
+
 @dataclass
 class DemoOutcome:
     record: CallRecord
@@ -104,28 +150,33 @@ class DemoOutcome:
 async def run_support_demo(data_dir: Path, caller_wav: Path = CALLER_WAV, say: Callable[[str], None] = print) -> DemoOutcome:
     secret = "rzp_whsec_demo_" + secrets.token_hex(16)  # the demo plays both the carrier and the agent
     api_key = "demo_queue_reader_" + secrets.token_hex(8)
-    sock = bind("127.0.0.1", 0)
+    webhook_secret = "whsec_demo_" + secrets.token_hex(16)
+    sock, hooks_sock = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+    receiver = WebhookReceiver(webhook_secret)
     config = ServerConfig(
         host="127.0.0.1", port=sock.getsockname()[1], signing_secrets=(secret,), data_dir=str(data_dir),
         api_keys=((api_key, frozenset({"queues.read"})),),
-        # WEBHOOKS: once agent_runtime/webhooks/outbox.py lands, point webhook_urls at a local
-        # receiver here (with webhook_secrets) and collect the signed `agent.handoff` into
-        # DemoOutcome.webhooks.
+        webhook_urls=(f"http://127.0.0.1:{hooks_sock.getsockname()[1]}/hooks",), webhook_secrets=(webhook_secret,),
     )
     store = SqliteQueueStore(data_dir / "queues.sqlite3")
+    outbox = build_outbox(config)  # events are stored here first, then delivered signed
     agent = load_agent(f"{HERE / 'agent.py'}:build_agent")
     providers = Providers(stt=KnownTranscriptSTT(CALLER_SAYS), llm=ScriptedSupportLLM(), tts=offline_tts())
-    runtime = Runtime(config, agent, providers, queue_store=store)
+    runtime = Runtime(config, agent, providers, queue_store=store, emit=outbox.enqueue if outbox else None)
     audio, _ = read_wav_mono(caller_wav, 8000)
     # A Rozper carrier that negotiates the `transfer` extension: the handoff happens in-stream.
     script = CallScript(utterances=[Utterance(audio)], extensions=("stop_reason", "transfer", "hangup"))
-    async with running_server(runtime, sock):
-        say(f"placing a simulated call to {config.base_url}/rozper/voice …")
-        call = await place_call(f"{config.base_url}/rozper/voice", script, secret)
-        async with httpx.AsyncClient(base_url=config.base_url, headers={"Authorization": f"Bearer {api_key}"}) as api:
-            response = await api.get("/v1/queues/support/calls")
-            response.raise_for_status()
-    return DemoOutcome(record=runtime.finished_calls[-1], call=call, waiting=response.json()["data"])
+    async with serving(receiver.app, hooks_sock), delivering(outbox, config.webhook_secrets):
+        async with running_server(runtime, sock):
+            say(f"placing a simulated call to {config.base_url}/rozper/voice …")
+            call = await place_call(f"{config.base_url}/rozper/voice", script, secret)
+            async with httpx.AsyncClient(base_url=config.base_url, headers={"Authorization": f"Bearer {api_key}"}) as api:
+                response = await api.get("/v1/queues/support/calls")
+                response.raise_for_status()
+        if await settle(outbox, 5.0):
+            say("some webhook deliveries are still pending")
+    return DemoOutcome(record=runtime.finished_calls[-1], call=call, waiting=response.json()["data"],
+                       webhooks=list(receiver.events.values()))
 
 
 def print_outcome(outcome: DemoOutcome) -> None:
@@ -139,6 +190,11 @@ def print_outcome(outcome: DemoOutcome) -> None:
         print(f"     reason:  {entry['reason']}\n     summary: {entry['summary']}")
     if not outcome.waiting:
         print("  (nobody is waiting)")
+    for event in outcome.webhooks:
+        if event["type"] == "agent.handoff":
+            print(f"\nwebhook received, signature verified ({event['signature'][:24]}…):")
+            print("  " + json.dumps({k: v for k, v in event.items() if k != "signature"}, indent=2).replace("\n", "\n  "))
+    print("other webhooks: " + ", ".join(e["type"] for e in outcome.webhooks if e["type"] != "agent.handoff"))
 
 
 def main() -> None:
