@@ -16,10 +16,14 @@ import anyio
 import pytest
 
 from agent_runtime.carrier.signatures import SignatureError, verify
+from agent_runtime.providers.base import Providers
+from agent_runtime.providers.standin import StandInLLM, StandInSTT, StandInTTS
+from agent_runtime.sim.caller import CallScript, Utterance, place_call
 from agent_runtime.webhooks.backoff import Backoff
 from agent_runtime.webhooks.delivery import DeliveryWorker
 from agent_runtime.webhooks.events import new_event_id
 from agent_runtime.webhooks.outbox import DeliveryRow, Outbox
+from callkit import SECRET, caller_audio, live_agent
 from fakes.webhook_receiver import HANG, WebhookReceiver
 
 pytestmark = pytest.mark.anyio
@@ -189,3 +193,27 @@ def test_default_schedule_fits_8_retries_in_24_hours() -> None:
     assert backoff.max_retries == 8
     assert sum(backoff.max_delay(r) for r in range(1, 9)) < backoff.window_s == 24 * 3600
     assert backoff.min_delay(1) == 150.0 and backoff.max_delay(8) == 300.0 * 128
+
+
+async def test_a_call_emits_its_lifecycle_events_through_the_outbox(tmp_path: Path) -> None:
+    providers = Providers(stt=StandInSTT(), llm=StandInLLM(), tts=StandInTTS())
+    with WebhookReceiver() as receiver:
+        outbox = Outbox(tmp_path / "outbox.sqlite3", [receiver.url])
+        async with worker_running(outbox, Backoff(base_s=0.05)):
+            async with live_agent(providers, emit=outbox.enqueue, data_dir=str(tmp_path)) as agent:
+                script = CallScript(utterances=[Utterance(caller_audio())], hangup_after_s=0.5)
+                await place_call(agent.connect_url, script, SECRET)
+                record = await agent.ended_call(timeout_s=10)
+            # Leaving live_agent drained the runtime's event pump into the outbox.
+            await until(lambda: _all_delivered(outbox, 2))
+    events = [json.loads(a.body) for a in receiver.accepted]
+    assert [e["type"] for e in events] == ["agent.call_started", "agent.call_ended"]
+    started, ended = (e["data"] for e in events)
+    assert started == {"call_id": record.call_id, "from": "+15551230001", "to": "+15559870002", "direction": "inbound"}
+    assert ended["call_id"] == record.call_id and ended["reason"] == record.end_reason == "completed"
+    assert ended["duration_s"] > 0 and ended["ended_at"] == int(record.ended_at or 0)
+
+
+async def _all_delivered(outbox: Outbox, n: int) -> bool:
+    rows = await outbox.rows()
+    return len(rows) == n and all(r.status == "delivered" for r in rows)

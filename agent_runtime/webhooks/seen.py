@@ -31,9 +31,10 @@ class SeenEvents:
         self.keep_s = keep_s
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._db().execute(
+        self._db().executescript(
             "CREATE TABLE IF NOT EXISTS seen_events (id TEXT PRIMARY KEY, type TEXT NOT NULL,"
-            " state TEXT NOT NULL, received_at REAL NOT NULL)"
+            " state TEXT NOT NULL, received_at REAL NOT NULL);"
+            "CREATE INDEX IF NOT EXISTS seen_events_age ON seen_events (received_at);"  # the purge on each claim
         )
 
     def _db(self) -> sqlite3.Connection:
