@@ -9,12 +9,14 @@ the backoff's retry count or time window is used up; then the row is marked dead
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
+from anyio.abc import TaskGroup
 
 from agent_runtime.carrier.signatures import sign
 from agent_runtime.webhooks.backoff import Backoff
@@ -71,18 +73,26 @@ class DeliveryWorker:
                 while True:
                     # A fresh event before reading the table: a commit after this point wakes us.
                     self._wake = anyio.Event()
-                    free = self.max_in_flight - self._in_flight
-                    batch = await self.outbox.claim_due(free, self.lease_s) if free > 0 else []
-                    for delivery in batch:
-                        self._in_flight += 1
-                        tg.start_soon(self._deliver, client, delivery)
-                    if batch and len(batch) == free:
-                        await self._wake.wait()  # full: a finished delivery wakes us
-                        continue
-                    next_due = await self.outbox.next_due()
-                    wait = self.poll_interval_s if next_due is None else max(0.0, min(self.poll_interval_s, next_due - time.time()))
+                    try:
+                        wait: float | None = await self._dispatch(client, tg)
+                    except sqlite3.Error:
+                        # A locked or full disk must not take the server down; the rows wait.
+                        log.exception("outbox unavailable; retrying in %.1f s", self.poll_interval_s)
+                        wait = self.poll_interval_s
                     with anyio.move_on_after(wait):
                         await self._wake.wait()
+
+    async def _dispatch(self, client: httpx.AsyncClient, tg: TaskGroup) -> float | None:
+        """Starts the due deliveries; returns how long to sleep unless woken (None: until woken)."""
+        free = self.max_in_flight - self._in_flight
+        batch = await self.outbox.claim_due(free, self.lease_s) if free > 0 else []
+        for delivery in batch:
+            self._in_flight += 1
+            tg.start_soon(self._deliver, client, delivery)
+        if free <= 0 or len(batch) == free:
+            return None  # full: a finished delivery wakes us
+        next_due = await self.outbox.next_due()
+        return self.poll_interval_s if next_due is None else max(0.0, min(self.poll_interval_s, next_due - time.time()))
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         try:
@@ -92,6 +102,9 @@ class DeliveryWorker:
                 log.info("webhook delivered", extra={"event_id": delivery.event_id, "attempt": delivery.attempt})
             else:
                 await self._failed(delivery, status, error)
+        except sqlite3.Error:
+            # The outcome is not recorded; the lease runs out and the row is sent again (at least once).
+            log.exception("outbox update failed", extra={"event_id": delivery.event_id})
         finally:
             self._in_flight -= 1
             self._notify()
@@ -110,8 +123,8 @@ class DeliveryWorker:
                 return response.status_code, f"HTTP {response.status_code}"
             except httpx.TimeoutException:
                 return None, "timeout"
-            except httpx.HTTPError as exc:
-                return None, type(exc).__name__
+            except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+                return None, type(exc).__name__  # the class only: messages can echo the URL
         return None, "timeout"
 
     async def _failed(self, delivery: Delivery, status: int | None, error: str) -> None:
