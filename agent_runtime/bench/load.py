@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import resource
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import numpy as np
 
 from agent_runtime.audio.vad import SpeechEnd, VadOptions, VoiceActivityDetector
@@ -95,7 +98,7 @@ async def run_level(server: ServerProcess, n: int, script: CallScript, stagger_s
         progress.peak_active = max(progress.peak_active, progress.active)
         began = anyio.current_time()
         try:
-            result = await place_call(server.connect_url, script, server.secret)
+            result = await place_call(server.connect_url, script, server.secret, http)
         except Exception as exc:  # a failed call is a finding, not a crash of the benchmark
             progress.failures[f"exception:{type(exc).__name__}"] += 1
         else:
@@ -118,14 +121,27 @@ async def run_level(server: ServerProcess, n: int, script: CallScript, stagger_s
                 print(f"  N={n:<4} t={now - t0:5.1f}s started {progress.started}/{n} active {progress.active:<4} "
                       f"done {progress.done:<4} errors {errors:<3} server CPU {util:4.0%}", file=sys.stderr, flush=True)
 
-    with anyio.move_on_after(deadline_s) as scope:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch)
-            async with anyio.create_task_group() as calls:
-                for _ in range(n):
-                    calls.start_soon(one_call)
-                    await anyio.sleep(stagger_s)
-            tg.cancel_scope.cancel()  # the watcher
+    lags: list[float] = []
+
+    async def probe_lag() -> None:
+        # The load client's own event-loop lag: a late client sends frames late, which would show
+        # up as server latency; this tells the two apart.
+        while True:
+            before = anyio.current_time()
+            await anyio.sleep(0.01)
+            lags.append((anyio.current_time() - before - 0.01) * 1000.0)
+
+    # One HTTP client for every call-connect POST; the load client's GC is off during the level so
+    # its own pauses never show up as server latency (collected right after).
+    gc.disable()
+    try:
+        async with httpx.AsyncClient(timeout=10.0, limits=httpx.Limits(max_connections=None)) as http:
+            with anyio.move_on_after(deadline_s) as scope:
+                await _calls(n, stagger_s, one_call, watch, probe_lag)
+    finally:
+        gc.enable()
+        gc.collect()
+
     wall = anyio.current_time() - t0
     cpu = server.cpu_seconds() - cpu0
     rusage1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -133,7 +149,20 @@ async def run_level(server: ServerProcess, n: int, script: CallScript, stagger_s
     rss_peak = max(rss_peak, server.rss_mb())
     if scope.cancelled_caught:  # calls cut off (or never started) by the level's deadline
         progress.failures["timeout"] += n - len(samples) - sum(progress.failures.values())
-    return summarise(n, samples, progress, expected_ms, wall, cpu, client_cpu, rss_base, rss_peak)
+    level = summarise(n, samples, progress, expected_ms, wall, cpu, client_cpu, rss_base, rss_peak)
+    level["client_loop_lag_ms"] = percentiles(lags)
+    return level
+
+
+async def _calls(n: int, stagger_s: float, one_call: Callable[[], Awaitable[None]], *helpers: Callable[[], Awaitable[None]]) -> None:
+    async with anyio.create_task_group() as tg:
+        for helper in helpers:
+            tg.start_soon(helper)
+        async with anyio.create_task_group() as calls:
+            for _ in range(n):
+                calls.start_soon(one_call)
+                await anyio.sleep(stagger_s)
+        tg.cancel_scope.cancel()  # the helpers (progress watcher, lag probe) run until the calls end
 
 
 def summarise(n: int, samples: list[CallSample], progress: _Progress, expected_ms: list[float], wall: float,
