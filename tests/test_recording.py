@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from agent_runtime.call.recording import BLOCK, LegBuffer, _safe_name
+from agent_runtime.call.recording import BLOCK, CallRecorder, LegBuffer, _safe_name
 from agent_runtime.providers.base import Providers
 from agent_runtime.providers.standin import StandInLLM, StandInSTT, StandInTTS
 from agent_runtime.sim.caller import CallScript, Utterance, place_call
@@ -116,3 +116,21 @@ def test_leg_buffer_places_frames_by_offset_and_stays_bounded() -> None:
 def test_carrier_call_ids_cannot_choose_the_path() -> None:
     assert _safe_name("../../etc/passwd") == "_.._etc_passwd"
     assert "/" not in _safe_name("a/b") and _safe_name("CA_01JQ7Z3K8R") == "CA_01JQ7Z3K8R"
+
+
+def test_agent_chunks_go_where_their_marks_came_back_and_flushed_ones_not_at_all() -> None:
+    recorder = CallRecorder(max_s=10)
+    media, mark = recorder.wrap_encoders(lambda payload: "media", lambda name: "mark")
+    for tick in range(5):  # 100 ms of caller audio before anything plays
+        recorder.inbound(b"\x10" * 160, tick * 20)
+    for index, byte in enumerate((b"\x20", b"\x30", b"\x40")):  # three 100 ms chunks sent at once
+        media(byte * 800)
+        mark(f"g1:c{index}")
+    for tick in range(5, 10):
+        recorder.inbound(b"\x10" * 160, tick * 20)
+    recorder.mark("g1:c0", heard=True)  # played, ending at 200 ms on the inbound clock
+    recorder.mark("g1:c1", heard=False)  # flushed by a clear: never heard
+    recorder.mark("g1:c2", heard=False)
+    agent = b"".join(recorder.agent._blocks)
+    assert recorder.agent.length == 1600
+    assert set(agent[:800]) == {0xFF} and set(agent[800:1600]) == {0x20} and set(agent[1600:2400]) == {0xFF}

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 import numpy as np
+import soundfile as sf
 
 from agent_runtime.audio.g711 import ulaw_decode
-from agent_runtime.audio.wav import write_wav
 
 if TYPE_CHECKING:
     from agent_runtime.runtime import Runtime
@@ -49,6 +49,16 @@ MAX_IN_FLIGHT = 600  # agent chunks awaiting their mark (~60 s at 100 ms); a car
 
 def wants_recording(custom_parameters: dict[str, str]) -> bool:
     return custom_parameters.get("record", "").strip().lower() in ("true", "1", "yes")
+
+
+def recorder_for(
+    custom_parameters: dict[str, str], encode_media: Callable[[bytes], str], encode_mark: Callable[[str], str]
+) -> tuple[CallRecorder | None, Callable[[bytes], str], Callable[[str], str]]:
+    """A recorder and Playout's encoders wrapped for it when the call asked to be recorded; else the encoders as they are."""
+    if not wants_recording(custom_parameters):
+        return None, encode_media, encode_mark
+    recorder = CallRecorder()
+    return (recorder, *recorder.wrap_encoders(encode_media, encode_mark))
 
 
 class LegBuffer:
@@ -83,10 +93,11 @@ class LegBuffer:
         if end > self.length:
             self.length = end
 
-    def pcm(self, length: int) -> np.ndarray:
-        """int16 audio of `length` samples (silence past this leg's end)."""
-        raw = b"".join(self._blocks)[:length]
-        return ulaw_decode(raw + b"\xff" * (length - len(raw)))
+    def block_pcm(self, index: int, samples: int) -> np.ndarray:
+        """int16 audio of the first `samples` of block `index` (silence past this leg's end)."""
+        if index >= len(self._blocks):
+            return np.zeros(samples, np.int16)
+        return ulaw_decode(memoryview(self._blocks[index])[:samples])
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +164,12 @@ class CallRecorder:
 
     def _write(self, path: Path) -> Recording:
         length = max(self.caller.length, self.agent.length)
-        stereo = np.stack([self.caller.pcm(length), self.agent.pcm(length)], axis=1)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_wav(path, stereo, SAMPLE_RATE)
+        # Block by block: a long call never needs its whole int16 audio in memory at once.
+        with sf.SoundFile(path, "w", samplerate=SAMPLE_RATE, channels=2, subtype="PCM_16", format="WAV") as out:
+            for index, start in enumerate(range(0, length, BLOCK)):
+                samples = min(BLOCK, length - start)
+                out.write(np.stack([self.caller.block_pcm(index, samples), self.agent.block_pcm(index, samples)], axis=1))
         return Recording(path, length / SAMPLE_RATE, self.caller.truncated or self.agent.truncated)
 
 

@@ -45,12 +45,14 @@ class Responder:
         playout = self._playout
         if audio is not None:
             trace.stages["first_sentence"] = anyio.current_time()
-            playout.begin_text(text)
-            await playout.play_ulaw(audio)
-            playout.end_text()
-            await playout.finish()
-            if playout.first_frame_sent_at is not None:
-                trace.stages["first_frame_sent"] = playout.first_frame_sent_at
+            try:
+                playout.begin_text(text)
+                await playout.play_ulaw(audio)
+                playout.end_text()
+                await playout.finish()
+            finally:  # a greeting cut by the caller still sent its first frame
+                if playout.first_frame_sent_at is not None:
+                    trace.stages["first_frame_sent"] = playout.first_frame_sent_at
             return True
         send, recv = anyio.create_memory_object_stream[str](1)
         async with send:

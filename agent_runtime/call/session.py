@@ -26,7 +26,7 @@ from agent_runtime.audio.g711 import ulaw_decode
 from agent_runtime.call.ledger import PlayoutLedger
 from agent_runtime.call.listener import SAMPLE_RATE, Heard, Listener
 from agent_runtime.call.playout import Playout
-from agent_runtime.call.recording import CallRecorder, finish_recording, wants_recording
+from agent_runtime.call.recording import CallRecorder, finish_recording, recorder_for
 from agent_runtime.call.responder import Responder
 from agent_runtime.call.turn_book import TurnBook
 from agent_runtime.call.turns import EchoReference
@@ -113,10 +113,7 @@ class CallSession:
         self.listener = Listener(agent.vad, agent.turns)
         self.echo = EchoReference(agent.turns.echo_window_ms / 1000.0)
         codec = self.codec
-        encode_media, encode_mark = codec.encode_media, codec.encode_mark
-        if wants_recording(context.custom_parameters):
-            self.recorder = CallRecorder()
-            encode_media, encode_mark = self.recorder.wrap_encoders(encode_media, encode_mark)
+        self.recorder, encode_media, encode_mark = recorder_for(context.custom_parameters, codec.encode_media, codec.encode_mark)
         self.playout = Playout(self._send, encode_media, encode_mark, codec.encode_clear, self.ledger, self.echo)
         self.book = TurnBook(self._publish_turn)
         self.conversation = Conversation(render_template(agent.system_prompt, context, agent.variables))

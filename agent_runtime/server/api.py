@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -150,7 +151,8 @@ def api_routes(runtime: Runtime, idempotency: IdempotencyStore) -> list[Route]:
         return JSONResponse({"object": "list", "data": data})
 
     async def metrics(request: Request) -> Response:
-        body, content_type = runtime.observer.metrics.render()  # observability/metrics.py
+        # ~3 ms for a few hundred series: rendered in a worker thread so no call's frames wait on a scrape.
+        body, content_type = await anyio.to_thread.run_sync(runtime.observer.metrics.render)
         return Response(body, media_type=content_type)
 
     read_queues = guarded(runtime, "queues.read")
