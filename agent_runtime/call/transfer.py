@@ -51,13 +51,20 @@ class Transfer:
         )
         await store.enqueue(record)  # durable before the caller hears a word about it
         self.accepted = record
-        await session.runtime.emit("agent.handoff", {
-            "call_id": context.call_id, "stream_id": session.codec.stream_sid, "handoff_id": record.id,
-            "target": {"type": "queue", "queue": queue}, "reason": reason, "summary": summary,
-            "context": {"caller": context.caller, "last_utterance": last},
-        })
+        try:
+            await self._announce(record, last)
+        except Exception:  # the handoff is stored; a failing outbox must not undo the transfer
+            log.exception("agent.handoff event not written", extra={"call_id": context.call_id, "handoff_id": record.id})
         log.info("handoff accepted", extra={"call_id": context.call_id, "queue": queue, "handoff_id": record.id})
         return f"accepted: the caller is being transferred to the {queue} queue"
+
+    async def _announce(self, record: Handoff, last: str) -> None:
+        session, context = self._session, self._session._context
+        await session.runtime.emit("agent.handoff", {
+            "call_id": context.call_id, "stream_id": session.codec.stream_sid, "handoff_id": record.id,
+            "target": {"type": "queue", "queue": record.queue}, "reason": record.reason, "summary": record.summary,
+            "context": {"caller": context.caller, "last_utterance": last},
+        })
 
     def acknowledged(self, ack: TransferAck) -> None:
         self._ack_status = ack
