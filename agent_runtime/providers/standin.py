@@ -18,7 +18,7 @@ from agent_runtime.providers.base import LLMEvent, TextDelta
 
 TRANSCRIPT = "I would like to book a cleaning next week, please."
 REPLY = "Sure, I can book that for you. Which day works best next week?"
-SPEECH_WAV = Path(__file__).resolve().parents[2] / "tests" / "data" / "librivox_ss_0870.wav"
+SPEECH_WAV = Path(__file__).resolve().parent / "data" / "standin_speech.wav"  # shipped in the package
 TTS_RATE = 24000
 CHUNK_SAMPLES = TTS_RATE // 10  # 100 ms, about what streaming TTS APIs deliver
 SECONDS_PER_CHAR = 0.06  # ~16 characters per second: ordinary speaking rate
