@@ -141,3 +141,33 @@ def test_json_formatter_carries_extra_fields() -> None:
     record.call_id = "call_1"
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "stt failed (Timeout)" and line["call_id"] == "call_1" and line["level"] == "WARNING"
+
+
+def test_otlp_endpoint_without_an_exporter_package_warns_and_stays_off(caplog) -> None:  # noqa: ANN001
+    pytest.importorskip("opentelemetry.sdk.trace", reason="opentelemetry-sdk is not installed (extra: otel)")
+    from agent_runtime.observability.traces import TurnSpans, spans_from_env
+
+    spans = spans_from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+    except ImportError:
+        assert spans is None and "no OTLP exporter is installed" in caplog.text
+    else:
+        assert isinstance(spans, TurnSpans)
+        spans.shutdown()
+
+
+def test_cli_log_format_json_and_a_bad_value(tmp_path) -> None:  # noqa: ANN001
+    code = (
+        "import logging, sys\n"
+        "from agent_runtime.observability.logs import configure_logging, log_turn\n"
+        "configure_logging(sys.argv[1], sys.argv[2])\n"
+        "log_turn('call_x', 2, 'reply', False, {'end_of_speech': 0.0, 'first_frame_sent': 812.5})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, "INFO", "json"], capture_output=True, text=True, timeout=60)
+    line = json.loads(done.stderr.strip().splitlines()[-1])
+    assert line["logger"] == "agent_runtime.turns" and line["call_id"] == "call_x"
+    assert line["stages_ms"] == {"end_of_speech": 0.0, "first_frame_sent": 812.5}
+    bad = subprocess.run([sys.executable, "-m", "agent_runtime.cli", "serve", "--allow-unsigned"], capture_output=True,
+                         text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "AGENT_LOG_FORMAT": "xml"})
+    assert bad.returncode != 0 and "AGENT_LOG_FORMAT" in bad.stderr
