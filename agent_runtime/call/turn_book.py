@@ -57,5 +57,6 @@ class TurnBook:
     def _emit(self, trace: TurnTrace) -> None:
         t0 = trace.stages["end_of_speech"]
         epoch_t0 = time.time() - (anyio.current_time() - t0)
-        trace.stages = {k: round((v - t0) * 1000.0, 1) for k, v in trace.stages.items()}
+        ordered = sorted(trace.stages.items(), key=lambda item: item[1])  # in the order they happened
+        trace.stages = {k: round((v - t0) * 1000.0, 1) for k, v in ordered}
         self._publish(trace, epoch_t0)
