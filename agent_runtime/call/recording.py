@@ -44,6 +44,7 @@ SAMPLE_RATE = 8000
 DEFAULT_MAX_S = 1800.0
 BLOCK = 10 * SAMPLE_RATE  # μ-law bytes (= samples) per block
 _SILENCE_BLOCK = b"\xff" * BLOCK  # μ-law silence
+RECORDING_READY = "recording.ready"  # the §7.4 event, same data fields, for the runtime's own recording
 MAX_IN_FLIGHT = 600  # agent chunks awaiting their mark (~60 s at 100 ms); a carrier that never echoes cannot grow it
 
 
@@ -205,9 +206,9 @@ async def finish_recording(recorder: CallRecorder, runtime: "Runtime", call_id: 
     metrics.recordings.labels("written").inc()
     data = recording_event(call_id, recording)
     record = next((r for r in reversed(runtime.finished_calls) if r.call_id == call_id), None)
-    if record is not None and hasattr(record, "recording_url"):
+    if record is not None:
         record.recording_url = str(data["url"])
     try:
-        await runtime.emit("recording.ready", data)
+        await runtime.emit(RECORDING_READY, data)
     except Exception:
         log.exception("recording.ready could not be emitted", extra={"call_id": call_id})
