@@ -33,7 +33,10 @@ log = logging.getLogger("agent_runtime")
 
 @dataclass(slots=True)
 class TurnTrace:
-    """Stage times of one agent response, in seconds since the caller's end of speech (or start)."""
+    """Stage times of one agent response, in ms since the caller's end of speech (the stream's start
+    for the greeting): end_of_speech, stt_done, llm_first_token, first_sentence (to TTS),
+    tts_first_audio, first_frame_sent, first_mark (the carrier confirmed the first chunk played).
+    A stage that did not happen is absent. See call/turn_book.py and observability/."""
 
     generation: int
     kind: str = "reply"  # "greeting", "reply", or "line" (a fixed line: fallback, goodbye, handoff)
