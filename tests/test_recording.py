@@ -53,9 +53,9 @@ async def test_a_recorded_call_writes_both_legs_aligned_and_emits_recording_read
         result = await place_call(agent.connect_url, script, SECRET)
         record = await agent.ended_call()
         with anyio.fail_after(5):  # written after the call ended, off the event loop
-            while not any(kind == "recording.ready" for kind, _ in events):
+            while not any(kind == "agent.recording_ready" for kind, _ in events):
                 await anyio.sleep(0.02)
-    [data] = [data for kind, data in events if kind == "recording.ready"]
+    [data] = [data for kind, data in events if kind == "agent.recording_ready"]
     path = tmp_path / "recordings" / f"{record.call_id}.wav"
     assert data["call_id"] == record.call_id and data["path"] == str(path) and data["format"] == "wav"
     assert data["url"] == path.resolve().as_uri() and record.recording_url == data["url"]
@@ -95,7 +95,7 @@ async def test_a_call_without_record_writes_nothing(tmp_path) -> None:  # noqa: 
         await place_call(agent.connect_url, CallScript(utterances=[], hangup_after_s=0.2, max_duration_s=10), SECRET)
         await agent.ended_call()
         await anyio.sleep(0.2)
-    assert "recording.ready" not in events and not (tmp_path / "recordings").exists()
+    assert "agent.recording_ready" not in events and not (tmp_path / "recordings").exists()
 
 
 def test_leg_buffer_places_frames_by_offset_and_stays_bounded() -> None:

@@ -44,7 +44,7 @@ SAMPLE_RATE = 8000
 DEFAULT_MAX_S = 1800.0
 BLOCK = 10 * SAMPLE_RATE  # μ-law bytes (= samples) per block
 _SILENCE_BLOCK = b"\xff" * BLOCK  # μ-law silence
-RECORDING_READY = "recording.ready"  # the §7.4 event, same data fields, for the runtime's own recording
+RECORDING_READY = "agent.recording_ready"  # §7.4 recording.ready data fields; agent.* like the runtime's other events, so a receiver tells it from Rozper's own
 MAX_IN_FLIGHT = 600  # agent chunks awaiting their mark (~60 s at 100 ms); a carrier that never echoes cannot grow it
 
 

@@ -7,6 +7,7 @@ Outbound events (envelope per protocols.md §7.4: `{"id","type","created","data"
 | `agent.call_started` | the media stream's `start` was accepted | `call_id`, `from`, `to`, `direction` |
 | `agent.call_ended`   | the runtime's side of the call ended  | `call_id`, `reason`, `duration_s`, `ended_at` |
 | `agent.handoff`      | a handoff to a human queue was stored | §7.4 fields + `handoff_id` |
+| `agent.recording_ready` | a call that asked for `record` was written to a stereo WAV | §7.4 `recording.ready` fields + `path` |
 
 The lifecycle events use the `agent.` namespace (like `agent.handoff`) on purpose: Rozper
 itself sends `call.answered` / `call.completed` about the same call, with carrier facts
