@@ -58,7 +58,10 @@ async def main(data_dir: Path, openai_url: str, webhook_url: str) -> None:
     agent = replace(Agent.from_prompts(), handoff_queues=("support",))
     runtime = Runtime(config, agent, providers, queue_store=store, emit=emit)
     script = CallScript(utterances=[Utterance(caller_audio())], extensions=("stop_reason", "transfer", "hangup"))
-    async with delivering(outbox, WEBHOOK_SECRETS, backoff=Backoff(base_s=0.05), timeout_s=2.0, poll_interval_s=0.1):
+    # Retries every 0.2 s without a limit: the receiver refuses everything while this child lives, and
+    # an exhausted schedule would mark agent.call_started dead before the kill, however long the call.
+    retry_forever = Backoff(base_s=0.2, factor=1.0, max_retries=10_000)
+    async with delivering(outbox, WEBHOOK_SECRETS, backoff=retry_forever, timeout_s=2.0, poll_interval_s=0.1):
         async with running_server(runtime, sock):
             print("serving", flush=True)
             await place_call(f"{config.base_url}/rozper/voice", script, SIGNING_SECRET)
