@@ -91,6 +91,7 @@ async def run_level(server: ServerProcess, n: int, script: CallScript, stagger_s
     rss_base = server.rss_mb()
     rss_peak = rss_base
     cpu0, rusage0, t0 = server.cpu_seconds(), resource.getrusage(resource.RUSAGE_SELF), anyio.current_time()
+    wait0 = server.runqueue_wait_s()
 
     async def one_call() -> None:
         progress.started += 1
@@ -151,6 +152,7 @@ async def run_level(server: ServerProcess, n: int, script: CallScript, stagger_s
         progress.failures["timeout"] += n - len(samples) - sum(progress.failures.values())
     level = summarise(n, samples, progress, expected_ms, wall, cpu, client_cpu, rss_base, rss_peak)
     level["client_loop_lag_ms"] = percentiles(lags)
+    level["server_runqueue_wait_ms"] = round((server.runqueue_wait_s() - wait0) * 1000.0, 1)
     return level
 
 

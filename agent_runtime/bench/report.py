@@ -39,8 +39,8 @@ def ratios(levels: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
 
 def markdown_table(levels: list[dict[str, Any]]) -> str:
     head = ("| N | turn p50 | turn p95 | turn p99 | overhead p99 | barge-in p50 | barge-in p99 | connect→greeting p50 / p99 "
-            "| server CPU per call | server core | RSS per call | peak RSS | errors |\n"
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            "| server CPU per call | server core | server waited for CPU | RSS per call | peak RSS | errors |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     rows = []
     for lv in levels:
         t, o, b, g = lv["turn_latency_ms"], lv["turn_overhead_ms"], lv["barge_in_ms"], lv["connect_to_greeting_ms"]
@@ -48,6 +48,7 @@ def markdown_table(levels: list[dict[str, Any]]) -> str:
             f"| {lv['calls']} | {_fmt(t['p50'])} ms | {_fmt(t['p95'])} ms | {_fmt(t['p99'])} ms | {_fmt(o['p99'], 1)} ms "
             f"| {_fmt(b['p50'])} ms | {_fmt(b['p99'])} ms | {_fmt(g['p50'])} / {_fmt(g['p99'])} ms "
             f"| {_fmt(lv['server_cpu_ms_per_call_s'], 2)} ms/s | {lv['server_core_utilisation'] * 100:.0f}% "
+            f"| {_fmt(lv.get('server_runqueue_wait_ms'))} ms "
             f"| {_fmt(lv['server_rss_per_call_mb'], 2)} MB | {_fmt(lv['server_rss_peak_mb'])} MB | {lv['errors_total']} |"
         )
     return head + "\n".join(rows) + "\n"

@@ -103,6 +103,19 @@ class ServerProcess:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
+    def runqueue_wait_s(self) -> float:
+        """Time the server's threads were runnable but waiting for a CPU (others had it).
+
+        Non-zero means the machine's other processes delayed the server: latency it did not cause.
+        """
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that just ended, or no schedstat on this kernel
+        return total / 1e9
+
     def rss_mb(self) -> float:
         return _status_kb(self.pid, "VmRSS") / 1024.0
 
