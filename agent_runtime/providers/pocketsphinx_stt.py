@@ -1,18 +1,17 @@
 """Offline STT with CMU PocketSphinx and its bundled US-English model.
 
 PocketSphinx's 8 kHz models fail on phone audio, so the utterance is upsampled to 16 kHz
-with soxr and decoded by the 16 kHz model (the band above 4 kHz is simply empty). A decoder
-is ~90 MB and not thread-safe: each instance keeps a small pool, created lazily, and every
-decode runs in a worker thread holding one decoder exclusively.
+with soxr and decoded by the 16 kHz model (the band above 4 kHz is simply empty).
+
+Decoding runs in worker *processes*, not threads: pocketsphinx holds the GIL for the whole
+decode, so a thread froze the event loop (and every call's frame reading) for ~1 s per
+utterance. Each worker process keeps one decoder (~90 MB, 0.3 s to load) for its lifetime.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-
 import anyio
-import anyio.to_thread
+import anyio.to_process
 import numpy as np
 import soxr
 
@@ -23,13 +22,7 @@ class PocketsphinxSTT:
     def __init__(self, pool_size: int = 2) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be >= 1")
-        self._pool_size = pool_size
-        self._idle: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._created = 0
-        self._create_lock = threading.Lock()
-        # Bounds concurrent decodes so no thread ever waits for a decoder while holding a
-        # worker-thread slot that other calls' blocking work needs.
-        self._limiter = anyio.CapacityLimiter(pool_size)
+        self._limiter = anyio.CapacityLimiter(pool_size)  # at most this many decoder processes
 
     @staticmethod
     def check_available() -> None:
@@ -39,38 +32,28 @@ class PocketsphinxSTT:
     async def transcribe(self, pcm: np.ndarray, sample_rate: int) -> str:
         if pcm.size == 0:
             return ""
-        # Not abandoned on cancel: the decoder must finish and return to the pool first,
-        # and one utterance takes well under a second.
-        return await anyio.to_thread.run_sync(
-            self._transcribe_blocking, pcm, sample_rate, limiter=self._limiter
-        )
+        # Not cancellable: killing the worker mid-decode would throw its loaded decoder away,
+        # and one utterance decodes in about a third of its length.
+        raw = np.ascontiguousarray(pcm, dtype=np.int16).tobytes()
+        return await anyio.to_process.run_sync(_decode, raw, sample_rate, limiter=self._limiter)
 
-    def _transcribe_blocking(self, pcm: np.ndarray, sample_rate: int) -> str:
-        audio = _to_model_rate(pcm, sample_rate)
-        decoder = self._acquire()
-        try:
-            decoder.start_utt()
-            decoder.process_raw(audio.tobytes(), False, True)  # no_search=False, full_utt=True
-            decoder.end_utt()
-            hyp = decoder.hyp()
-            return hyp.hypstr.strip() if hyp is not None else ""
-        finally:
-            self._idle.put(decoder)
 
-    def _acquire(self):  # -> pocketsphinx.Decoder
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._create_lock:
-            if self._created < self._pool_size:
-                self._created += 1
-                try:
-                    return _import_decoder()(samprate=_MODEL_RATE, loglevel="FATAL")
-                except BaseException:
-                    self._created -= 1
-                    raise
-        return self._idle.get()  # the limiter makes this wait short and rare
+# ---- runs inside a worker process -------------------------------------------------------
+
+_worker_decoder = None  # this worker process's decoder, created on its first utterance
+
+
+def _decode(raw: bytes, sample_rate: int) -> str:
+    global _worker_decoder  # one per worker process, never shared: the decoder is not thread-safe
+    if _worker_decoder is None:
+        _worker_decoder = _import_decoder()(samprate=_MODEL_RATE, loglevel="FATAL")
+    decoder = _worker_decoder
+    audio = _to_model_rate(np.frombuffer(raw, dtype=np.int16), sample_rate)
+    decoder.start_utt()
+    decoder.process_raw(audio.tobytes(), False, True)  # no_search=False, full_utt=True
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    return hyp.hypstr.strip() if hyp is not None else ""
 
 
 def _import_decoder():  # -> type[pocketsphinx.Decoder]
