@@ -229,3 +229,41 @@ def test_unknown_events_are_ignored_not_malformed(harness: Harness) -> None:
         harness.feed(json.dumps({"event": name, "sequenceNumber": str(i + 2), name: {"x": [i]}}))
     assert harness.codec.malformed == before
     assert harness.codec.ignored > 400
+
+
+# ------------------------------------------------------------------ through a live call
+
+
+@pytest.mark.anyio
+async def test_garbage_frames_in_a_live_call_are_counted_and_the_call_goes_on(openai_server, openai_client) -> None:  # noqa: ANN001
+    """Bad frames from the carrier, mid-call, through the real server: none ends the call."""
+    from agent_runtime.providers.base import Providers
+    from agent_runtime.providers.espeak_tts import EspeakTTS
+    from agent_runtime.providers.openai_llm import OpenAILLM
+    from agent_runtime.providers.openai_stt import OpenAISTT
+    from agent_runtime.sim.caller import CallScript, Utterance, place_call
+    from callkit import SECRET, caller_audio, live_agent
+    from fakes.openai_server import text_reply
+
+    pytest.importorskip("espeakng_loader")
+    openai_server.push_transcription("What time do you open tomorrow?")
+    openai_server.push_chat(text_reply("We open at nine."))
+    huge = '{"event":"media","streamSid":"%s","media":{"chunk":"1","timestamp":"0","payload":"%s"}}' % (SID, "A" * 200_000)
+    garbage: list[str | bytes] = [
+        "{not json", '{"event":"media"', "[]", "null", '"media"',
+        '{"event":"media","media":{"chunk":"1","timestamp":"20","payload":"***not base64***"}}',
+        '{"event":"media","media":{"chunk":[],"timestamp":{},"payload":7}}',
+        '{"event":"dtmf","dtmf":{"digit":"Z"}}', '{"event":"mark","mark":{}}',
+        '{"event":"future_thing","payload":1}', huge, b"\x00\xffbinary frame", b"",
+    ]
+    script = CallScript(utterances=[Utterance(caller_audio(), gap_s=0.4)], max_duration_s=30,
+                        raw_frames=[(0.3 + 0.02 * i, frame) for i, frame in enumerate(garbage)])
+    providers = Providers(stt=OpenAISTT(openai_client), llm=OpenAILLM(openai_client, "gpt-4o-mini"), tts=EspeakTTS())
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call(timeout_s=1.0)
+    assert record.end_reason == "completed" and result.close_code == 1000
+    assert len(result.turn_latencies_ms) == 1  # the caller was still heard and answered
+    assert record.transcript[-1] == ("assistant", "We open at nine.")
+    # Every garbage frame but the unknown event (ignored for forward compatibility) is counted.
+    assert record.malformed_frames == len(garbage) - 1

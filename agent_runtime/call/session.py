@@ -41,6 +41,7 @@ ReceiveText = Callable[[], Awaitable[str | bytes | None]]  # None when the socke
 SendText = Callable[[str], Awaitable[None]]
 
 HANDSHAKE_TIMEOUT_S = 10.0
+SUPPORTED_MEDIA_FORMAT = ("audio/x-mulaw", 8000, 1)  # what Rozper and Twilio always send (protocols.md §1)
 WATCHDOG_PERIOD_S = 0.25
 
 
@@ -88,6 +89,10 @@ class CallSession:
                 event = self.codec.decode(frame)
                 if isinstance(event, Start):
                     self._started_at = anyio.current_time()
+                    if (event.encoding, event.sample_rate, event.channels) != SUPPORTED_MEDIA_FORMAT:
+                        # Decoding A-law or 16 kHz as 8 kHz μ-law would feed the VAD and STT noise.
+                        raise HandshakeError(f"unsupported mediaFormat {event.encoding} {event.sample_rate} Hz x"
+                                             f"{event.channels}; this runtime takes audio/x-mulaw 8000 Hz mono")
                     context = self.runtime.tokens.redeem(event.custom_parameters.get("session_token"))
                     if context is None:
                         raise HandshakeError("missing or invalid session_token")

@@ -12,7 +12,9 @@ import uvicorn
 from agent_runtime.runtime import Runtime
 from agent_runtime.server.app import create_app
 
-MAX_FRAME_BYTES = 64 * 1024  # carrier frames are ~0.4 KB; a low cap bounds abuse
+# Carrier frames are ~0.4 KB. Up to this size an oversized frame reaches the codec, which counts
+# and skips it (the call goes on); beyond it the WebSocket closes with 1009, bounding memory.
+MAX_FRAME_BYTES = 1024 * 1024
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -147,6 +147,13 @@ class _SimulatedCarrier:
         await self.send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
 
     async def receive_loop(self, t_start: float) -> None:
+        try:
+            await self._receive_messages(t_start)
+        except ConnectionClosed:
+            pass  # closed with an error code (e.g. 1008, a refused stream): the close code tells
+        self.closed_by_agent = True  # the agent closed the stream (e.g. to transfer via `action`)
+
+    async def _receive_messages(self, t_start: float) -> None:
         result = self.result
         async for message in self.ws:
             now = anyio.current_time()
@@ -187,7 +194,6 @@ class _SimulatedCarrier:
                     await self.echo_mark(name)
             else:
                 result.unexpected_messages.append(str(kind))
-        self.closed_by_agent = True  # the agent closed the stream (e.g. to transfer via `action`)
 
     def caller_frame(self, speech: np.ndarray | None) -> bytes:
         """The inbound frame: the caller's speech, plus echo of what was played, plus line noise."""
@@ -212,11 +218,12 @@ class _SimulatedCarrier:
                       "tracks": ["inbound"], "customParameters": dict(self.stream.parameters),
                       "from": script.caller, "to": script.callee, "direction": "inbound",
                       "extensions": list(script.extensions),
-                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
+                      "mediaFormat": dict(zip(("encoding", "sampleRate", "channels"), script.media_format))},
         })
         t_start = result.started_at = anyio.current_time()
         pending = list(script.utterances)
         dtmf = sorted(script.dtmf)
+        raw_frames = sorted(script.raw_frames, key=lambda item: item[0])
         speaking: tuple[np.ndarray, int, int, int] | None = None  # (audio, next frame, first, last voiced)
         quiet_since = waiting_since = t_start
         reply_started: float | None = None  # when the agent's current reply began playing
@@ -249,6 +256,8 @@ class _SimulatedCarrier:
                     result.dtmf_sent.append((anyio.current_time(), digit))
                     await self.send({"event": "dtmf", "streamSid": self.stream_sid,
                                      "dtmf": {"track": "inbound_track", "digit": digit}})
+                while raw_frames and raw_frames[0][0] <= self.tick * FRAME_S:
+                    await self.ws.send(raw_frames.pop(0)[1])  # garbage on purpose: a fuzzing test's frames
                 # Agent leg: play 20 ms, echo the marks now due.
                 had_audio = self.playback.queued_bytes > 0
                 played, due = self.playback.play_frame()

@@ -36,8 +36,10 @@ class CallScript:
     echo_gain_db: float = -12.0  # … this much quieter
     noise_dbfs: float | None = None  # white line noise under everything
     dtmf: list[tuple[float, str]] = field(default_factory=list)  # (media seconds, digit)
+    raw_frames: list[tuple[float, str | bytes]] = field(default_factory=list)  # (media seconds, frame sent as is)
     drop_after_s: float | None = None  # the TCP connection dies then: no stop, no close frame
     extensions: tuple[str, ...] = ("stop_reason",)  # Rozper extensions announced on `start`
+    media_format: tuple[str, int, int] = ("audio/x-mulaw", 8000, 1)  # start.mediaFormat: encoding, rate, channels
     transfer_answer: str = "accepted"  # how the carrier answers a `transfer` message
     record: bool = False  # `data.record` on the call-connect request: ask the agent to record the call
     caller: str = "+15551230001"
