@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import openai
 import pytest
+import soundfile as sf
 from fakes.openai_server import (
     ChatStream,
     FakeOpenAIServer,
@@ -16,14 +18,19 @@ from fakes.openai_server import (
     ToolCall,
     text_reply,
     tool_call_reply,
+    wav_bytes,
 )
 
+from agent_runtime.audio.g711 import ulaw_decode, ulaw_encode
+from agent_runtime.audio.resample import StreamResampler
+from agent_runtime.audio.wav import parse_wav_header
 from agent_runtime.providers.base import TextDelta, ToolCallRequest
 from agent_runtime.providers.factory import build_providers
 from agent_runtime.providers.openai_llm import OpenAILLM
 from agent_runtime.providers.openai_stt import OpenAISTT
 from agent_runtime.providers.openai_tts import OpenAITTS
 from agent_runtime.providers.settings import ProviderSettings
+from agent_runtime.providers.speech_bytes import SpeechDecoder
 
 pytestmark = pytest.mark.anyio
 
@@ -223,6 +230,84 @@ async def test_factory_selects_openai_with_key(openai_server: FakeOpenAIServer) 
     assert "".join(e.text for e in events) == "You said: hi"
     assert openai_server.chat_requests()[0]["model"] == "my-model"
     await providers.llm._client.close()  # the three adapters share this one client
+
+
+async def test_factory_client_has_no_hidden_retries_and_phone_call_timeouts(openai_server: FakeOpenAIServer) -> None:
+    providers = build_providers(ProviderSettings.from_env({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": openai_server.base_url}))
+    client = providers.llm._client
+    assert providers.stt._client is client and providers.tts._client is client
+    assert client.max_retries == 0
+    assert client.timeout.connect == 2.0 and 5.0 <= client.timeout.read <= 10.0
+    assert client.timeout.write is not None and client.timeout.pool is not None  # nothing left at 600 s
+    openai_server.push_chat(HttpError(500), text_reply("too late"))
+    with pytest.raises(openai.InternalServerError):
+        await collect(providers.llm, USER)
+    assert len(openai_server.chat_requests()) == 1  # one request: retrying is the orchestrator's call
+    await client.close()
+
+
+SINE_PEAK = 32767 * 10 ** (-6 / 20)  # −6 dBFS
+
+
+def _s01_wav(rate: int) -> bytes:
+    """S01: 1.000 s of 440 Hz at −6 dBFS in a WAV whose header is 78 bytes (LIST before data)."""
+    pcm = np.round(SINE_PEAK * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.int16)
+    wav = wav_bytes(pcm, rate)
+    assert parse_wav_header(wav).data_offset == 78
+    return wav
+
+
+def _as_the_runtime_sends(chunks: list[np.ndarray], rate: int) -> bytes:
+    """TTS audio → 8 kHz μ-law exactly as a call's responder does it."""
+    resampler = StreamResampler(rate, 8000)
+    return ulaw_encode(np.concatenate([*(resampler.process(c) for c in chunks), resampler.flush()]))
+
+
+@pytest.mark.parametrize("rate", [24000, 16000], ids=["24k", "16k-rate-from-header"])
+@pytest.mark.parametrize("chunk_sizes", [(1001, 4799, 3, 2400, 777), (1, 77, 5, 12000)], ids=["odd", "header-split"])
+async def test_s01_a_wav_from_tts_is_audio_not_header(
+    openai_server: FakeOpenAIServer, client: openai.AsyncOpenAI, rate: int, chunk_sizes: tuple[int, ...]
+) -> None:
+    openai_server.push_speech(SpeechAudio(_s01_wav(rate), chunk_sizes=chunk_sizes, media_type="audio/wav"))
+    tts = OpenAITTS(client)
+    out = _as_the_runtime_sends([c async for c in tts.synthesize("Hello.")], tts.sample_rate)
+    assert abs(len(out) - 8000) <= 8
+    assert not out.startswith(b"RIFF")
+    pcm = ulaw_decode(out).astype(np.float64)
+    assert np.abs(pcm[:80]).max() <= SINE_PEAK * 10 ** (1 / 20)  # no click in the first 10 ms
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+    assert abs(np.argmax(spectrum) * 8000 / len(pcm) - 440) <= 5
+
+
+def _decode(data: bytes, sizes: list[int], rate: int = 24000) -> np.ndarray:
+    decoder, parts, pos = SpeechDecoder(rate), [], 0
+    for size in sizes:
+        parts.append(decoder.feed(data[pos : pos + size]))
+        pos += size
+    parts += [decoder.feed(data[pos:]), decoder.finish()]
+    return np.concatenate(parts)
+
+
+def test_speech_decoder_survives_any_chunk_boundary() -> None:
+    pcm = (np.arange(2400, dtype=np.int64) * 7919 % 65536 - 32768).astype(np.int16)
+    wav = wav_bytes(pcm, 24000)
+    for split in range(1, 90):  # the header (and the first samples) cut at every byte
+        assert np.array_equal(_decode(wav, [split, 333]), pcm), split
+    sizes = list(np.random.default_rng(7).integers(1, 12, size=len(wav)))
+    assert np.array_equal(_decode(wav, sizes), pcm)
+    raw = pcm.astype("<i2").tobytes()  # headerless PCM: passed through, odd chunks and all
+    assert np.array_equal(_decode(raw, [1, 2, 3, 1001]), pcm)
+    assert np.array_equal(_decode(raw, []), pcm)
+
+
+def test_speech_decoder_stops_at_the_data_chunk_and_decodes_other_formats() -> None:
+    pcm = (np.sin(np.arange(2400) / 5) * 9000).astype(np.int16)
+    trailing = wav_bytes(pcm, 24000) + b"LIST\x0c\x00\x00\x00INFOISFT\x00\x00\x00\x00"
+    assert np.array_equal(_decode(trailing, [100, 1000]), pcm)  # a chunk after `data` is not audio
+    buf = io.BytesIO()
+    sf.write(buf, pcm.astype(np.float32) / 32768, 24000, format="WAV", subtype="FLOAT")
+    decoded = _decode(buf.getvalue(), [7, 50, 300])
+    assert len(decoded) == len(pcm) and np.abs(decoded.astype(int) - pcm).max() <= 1
 
 
 def test_settings_validate_choices() -> None:

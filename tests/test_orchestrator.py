@@ -157,7 +157,8 @@ async def test_s11_hanging_tool_is_cancelled_at_its_timeout(openai_server, opena
     said, conversation, _ = await _respond(openai_client, [check_inventory])
     assert 1.7 <= times[1] - times[0] <= 2.3
     assert _tool_messages(conversation)[0]["content"] == "error: check_inventory did not answer within 2 s"
-    assert said == ["Sorry, I could not check the stock right now."]
+    # The default filler covered the wait (at 1.5 s), then the reply.
+    assert said == ["One moment, please.", "Sorry, I could not check the stock right now."]
 
 
 async def test_interrupted_tools_each_get_exactly_one_result(openai_server, openai_client) -> None:  # noqa: ANN001
@@ -218,11 +219,60 @@ async def test_provider_faults_speak_the_fallback_not_into_history(openai_server
     assert [m["role"] for m in conversation.messages] == ["system", "user"]
 
 
-async def test_transient_5xx_is_retried_once(openai_server, openai_client) -> None:  # noqa: ANN001
-    openai_server.push_chat(HttpError(503, {"error": {"message": "busy", "type": "server_error"}}), text_reply("Here I am."))
+@pytest.mark.parametrize(
+    "fault",
+    [HttpError(503, {"error": {"message": "busy", "type": "server_error"}}),
+     HttpError(500, {"error": {"message": "oops", "type": "server_error"}}),
+     HttpError(429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"Retry-After": "0.1"})],
+    ids=["503", "500", "429-retry-after-0.1"],
+)
+async def test_a_transient_fault_is_retried_once_quickly(openai_server, openai_client, fault) -> None:  # noqa: ANN001
+    openai_server.push_chat(fault, text_reply("Here I am."))
+    started = anyio.current_time()
     said, conversation, outcome = await _respond(openai_client, [])
-    assert said == ["Here I am."] and not outcome.failed
+    assert said == ["Here I am."] and not outcome.failed  # the reply spoken; no fallback line
+    assert len(openai_server.chat_requests()) == 2  # exactly one retry
+    assert anyio.current_time() - started < 1.0  # quick: no SDK backoff, no long wait
     assert conversation.messages[-1] == {"role": "assistant", "content": "Here I am."}
+
+
+async def test_a_retry_after_0_1_waits_before_the_retry(openai_server, openai_client) -> None:  # noqa: ANN001
+    openai_server.push_chat(HttpError(429, headers={"Retry-After": "0.1"}), text_reply("Here I am."))
+    started = anyio.current_time()
+    said, _, _ = await _respond(openai_client, [])
+    assert said == ["Here I am."] and anyio.current_time() - started >= 0.1
+
+
+async def test_malformed_tool_arguments_do_not_poison_later_requests(openai_server, openai_client) -> None:  # noqa: ANN001
+    ran: list[str] = []
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Current weather for a city."""
+        ran.append(city)
+        return "sunny"
+
+    openai_server.push_chat(tool_call_reply([ToolCall("call_w", "get_weather", ['{"city": "Par'])]),  # cut-off JSON
+                            text_reply("Which city did you mean?"), text_reply("Paris is sunny."))
+    conversation = Conversation("You are a test agent.")
+    conversation.add_user("Weather?")
+    orchestrator = Orchestrator(OpenAILLM(openai_client, "m"), ToolRegistry([get_weather]), CallContext("c"), conversation, FALLBACK)
+    said = await _turn(orchestrator, 1)
+    assert said == ["Which city did you mean?"] and ran == []
+    assistant = next(m for m in conversation.messages if m.get("tool_calls"))
+    assert assistant["tool_calls"][0]["function"]["arguments"] == "{}"  # valid JSON in history
+    assert _tool_messages(conversation)[0]["content"].startswith("error: invalid arguments for get_weather")
+    conversation.add_user("Paris")
+    said = await _turn(orchestrator, 2)  # the second turn's request passes the strict server too
+    assert said == ["Paris is sunny."]
+    assert len(openai_server.chat_requests()) == 3
+
+
+async def _turn(orchestrator: Orchestrator, generation: int) -> list[str]:
+    send, recv = anyio.create_memory_object_stream[str](100)
+    async with send:
+        await orchestrator.respond(generation, send, {}, Outcome())
+    return [s async for s in recv]
 
 
 async def test_stream_that_stops_midway_keeps_what_was_said(openai_server, openai_client) -> None:  # noqa: ANN001

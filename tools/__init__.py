@@ -4,6 +4,9 @@ Every function in TOOLS becomes a tool: its name, its docstring (the summary and
 `Args:` lines) and its type hints are what the model sees. Sync functions run in a worker
 thread; async ones on the event loop. `@tool(...)` sets a policy: timeout, a filler line
 spoken while it runs, whether a barge-in cancels it, whether it needs a spoken "yes" first.
+A tool still running after 1.5 s gets the agent's filler line (prompts/filler.txt, "One
+moment, please.") unless it sets its own `filler=...`, or `filler=""` for none. With
+`confirm=True` the runtime refuses the first call and runs it only after the caller answered.
 """
 
 from __future__ import annotations

@@ -9,11 +9,24 @@ from pathlib import Path
 from string import Formatter
 
 from agent_runtime.agent.context import CallContext
+from agent_runtime.agent.tool_runner import DEFAULT_FILLER_LINE
 from agent_runtime.agent.tools import ToolRegistry
 from agent_runtime.audio.vad import VadOptions
 from agent_runtime.call.turns import TurnOptions
 
 DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+
+# Every text the agent speaks or is prompted with, and the prompts/ file it is read from.
+# Required files have no default here; the optional ones default to the field's value below.
+PROMPT_FILES: dict[str, tuple[str, bool]] = {
+    "system_prompt": ("system.txt", True),
+    "greeting": ("greeting.txt", True),
+    "fallback_line": ("fallback.txt", True),
+    "goodbye_line": ("goodbye.txt", False),
+    "handoff_line": ("handoff.txt", False),
+    "transfer_failed_line": ("transfer_failed.txt", False),
+    "filler_line": ("filler.txt", False),
+}
 
 
 class _Defaulting(dict[str, str]):
@@ -66,9 +79,12 @@ class Agent:
     handoff_queues: tuple[str, ...] = ()
     handoff_line: str = "Let me connect you with a colleague who can help. One moment, please."
     transfer_failed_line: str = "I'm sorry, I couldn't connect you right now. Can I help you with something else?"
+    # Spoken while a tool without its own filler is still running after its filler delay
+    # (ToolPolicy.filler_after_ms, 1.5 s by default), so the caller never waits in silence.
+    filler_line: str = DEFAULT_FILLER_LINE
 
     def __post_init__(self) -> None:
-        for attr in ("system_prompt", "greeting", "fallback_line", "goodbye_line", "handoff_line", "transfer_failed_line"):
+        for attr in PROMPT_FILES:
             _check_template(attr, getattr(self, attr))
         if not 1 <= self.max_tool_rounds <= 10:
             raise ValueError(f"agent {self.name!r}: max_tool_rounds must be 1..10, got {self.max_tool_rounds}")
@@ -77,17 +93,19 @@ class Agent:
 
     @classmethod
     def from_prompts(cls, name: str = "default", prompts_dir: Path | None = None, **kwargs: object) -> "Agent":
-        """Loads `system.txt`, `greeting.txt`, `fallback.txt` (and `goodbye.txt`) from a prompts folder."""
+        """Reads every text in PROMPT_FILES from a prompts folder: `system.txt`, `greeting.txt`
+        and `fallback.txt` must exist; `goodbye.txt`, `handoff.txt`, `transfer_failed.txt` and
+        `filler.txt` are optional (the field's default when missing). A keyword argument wins
+        over the file."""
         folder = prompts_dir or DEFAULT_PROMPTS_DIR
-        texts: dict[str, str] = {}
-        for key, filename in (("system_prompt", "system.txt"), ("greeting", "greeting.txt"), ("fallback_line", "fallback.txt")):
+        texts: dict[str, object] = {}
+        for key, (filename, required) in PROMPT_FILES.items():
             path = folder / filename
-            if not path.is_file():
+            if path.is_file():
+                texts[key] = path.read_text(encoding="utf-8").strip()
+            elif required and key not in kwargs:
                 raise ValueError(f"agent {name!r}: prompt file {path} is missing; create it or pass prompts_dir")
-            texts[key] = path.read_text(encoding="utf-8").strip()
-        goodbye = folder / "goodbye.txt"
-        if goodbye.is_file():
-            texts["goodbye_line"] = goodbye.read_text(encoding="utf-8").strip()
         variables = {"business_name": "Acme Dental"}
         variables.update(kwargs.pop("variables", {}) or {})  # type: ignore[arg-type]
-        return cls(name=name, variables=variables, **texts, **kwargs)  # type: ignore[arg-type]
+        texts.update(kwargs)
+        return cls(name=name, variables=variables, **texts)  # type: ignore[arg-type]

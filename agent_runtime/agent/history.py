@@ -23,9 +23,12 @@ class Conversation:
     def __init__(self, system_prompt: str) -> None:
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}]
         self._said: dict[int, list[_Said]] = {}
+        # Caller messages so far; only ever grows (a confirmation needs the caller to have spoken since).
+        self.user_turns = 0
 
     def add_user(self, text: str) -> None:
         self.messages.append({"role": "user", "content": text})
+        self.user_turns += 1
 
     def add_assistant(
         self,
@@ -55,8 +58,11 @@ class Conversation:
                 said.message["content"] = text
             elif "tool_calls" in said.message:
                 said.message["content"] = None
-            elif said.message in self.messages:
-                self.messages.remove(said.message)
+            else:
+                # By identity: an earlier message with the same words ("Okay.") must stay.
+                index = next((i for i, m in enumerate(self.messages) if m is said.message), None)
+                if index is not None:
+                    del self.messages[index]
 
     def transcript(self) -> list[tuple[str, str]]:
         return [(m["role"], m["content"]) for m in self.messages[1:] if m["role"] in ("user", "assistant") and m.get("content")]

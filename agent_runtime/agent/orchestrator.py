@@ -1,13 +1,14 @@
 """The LLM loop of one generation: model → speech and tool calls → tools → model, bounded.
 
 Text is cleaned for speech and sent to TTS sentence by sentence as it streams; history keeps
-the model's own text. Tool calls run concurrently with their policy (timeout, filler line,
-interruptible or not). Whatever happens (timeout, error, barge-in), every tool call written
-to history gets exactly one result.
+the model's own text. Tool calls run concurrently with their policy (agent/tool_runner.py).
+Whatever happens (timeout, error, barge-in), every tool call written to history gets exactly
+one result, and its arguments are valid JSON, so the next request is always valid.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,12 +22,14 @@ from agent_runtime.agent.definition import CallContext
 from agent_runtime.agent.history import Conversation
 from agent_runtime.agent.sentences import SentenceChunker
 from agent_runtime.agent.speech_text import clean_for_speech
-from agent_runtime.agent.tools import ToolError, ToolRegistry
+from agent_runtime.agent.tool_runner import CANCELLED, DEFAULT_FILLER_LINE, ToolRunner
+from agent_runtime.agent.tools import ToolRegistry
 from agent_runtime.providers.base import LLM, TextDelta, ToolCallRequest
 
 log = logging.getLogger("agent_runtime.agent")
 
-CANCELLED = "cancelled: the caller interrupted before this finished"
+__all__ = ["CANCELLED", "Orchestrator", "Outcome"]
+
 MAX_ATTEMPTS = 2  # per model call: one quick retry for a transient fault before the fallback
 QUICK_RETRY_S = 0.5  # only retry when the provider asks us to wait no longer than this
 
@@ -36,6 +39,9 @@ class Outcome:
     said_words: list[str] = field(default_factory=list)  # every word sent to TTS, fillers too
     failed: bool = False  # the model could not answer; the fallback line was spoken
     tool_calls: int = 0
+    # True exactly while tool calls execute: silence then is a tool working, not a stall
+    # (the never-silent watchdog uses it; the filler line covers the wait).
+    tools_running: bool = False
 
 
 class Orchestrator:
@@ -47,13 +53,16 @@ class Orchestrator:
         conversation: Conversation,
         fallback_line: str,
         max_rounds: int = 4,
+        filler_line: str = DEFAULT_FILLER_LINE,
     ) -> None:
+        """`fallback_line` and `filler_line` are already rendered for this call."""
         self._llm = llm
         self._tools = tools
         self._context = context
         self._conversation = conversation
         self._fallback_line = fallback_line
         self._max_rounds = max_rounds
+        self._runner = ToolRunner(tools, context, conversation, filler_line)
 
     async def respond(
         self, generation: int, say: MemoryObjectSendStream[str], stages: dict[str, float], outcome: Outcome
@@ -131,58 +140,23 @@ class Orchestrator:
     async def _run_tools(self, calls: list[ToolCallRequest], say: MemoryObjectSendStream[str], outcome: Outcome) -> bool:
         """Runs the calls concurrently; True when one that ends the turn succeeded."""
         outcome.tool_calls += len(calls)
-        results: dict[str, str] = {}
+        outcome.tools_running = True
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._filler, calls, say, outcome)
-                async with anyio.create_task_group() as tools_tg:
-                    for call in calls:
-                        tools_tg.start_soon(self._run_one, call, results)
-                tg.cancel_scope.cancel()  # all done: no filler needed any more
+            return await self._runner.run(calls, lambda line: self._say(line, say, outcome))
         finally:
-            for call in calls:  # exactly one result per call, whatever happened
-                self._conversation.add_tool_result(call.id, results.get(call.id, CANCELLED))
-        return any(
-            (t := self._tools.get(c.name)) is not None and t.policy.ends_turn and not results.get(c.id, "error").startswith(("error", "cancelled"))
-            for c in calls
-        )
-
-    async def _run_one(self, call: ToolCallRequest, results: dict[str, str]) -> None:
-        tool = self._tools.get(call.name)
-        if tool is None:
-            results[call.id] = f"error: there is no tool named {call.name!r}"
-            return
-        try:
-            arguments = tool.validate(call.arguments)
-        except ToolError as exc:
-            results[call.id] = f"error: {exc}"
-            return
-        # A tool that must not be interrupted finishes (within its timeout) even on barge-in,
-        # so its result is kept and it is never run twice.
-        with anyio.CancelScope(shield=not tool.policy.interruptible):
-            try:
-                with anyio.fail_after(tool.policy.timeout_s):
-                    results[call.id] = await tool.invoke(arguments, self._context)
-            except TimeoutError:
-                log.warning("tool %s timed out after %.1f s", tool.name, tool.policy.timeout_s)
-                results[call.id] = f"error: {tool.name} did not answer within {tool.policy.timeout_s:g} s"
-            except ToolError as exc:
-                results[call.id] = f"error: {exc}"
-            except Exception as exc:
-                log.warning("tool %s raised %s", tool.name, type(exc).__name__)
-                results[call.id] = f"error: {tool.name} failed ({type(exc).__name__})"
-
-    async def _filler(self, calls: list[ToolCallRequest], say: MemoryObjectSendStream[str], outcome: Outcome) -> None:
-        """Speaks the first filler line if the tools are still running after its delay."""
-        policies = [t.policy for c in calls if (t := self._tools.get(c.name)) and t.policy.filler]
-        if policies:
-            first = min(policies, key=lambda p: p.filler_after_ms)
-            await anyio.sleep(first.filler_after_ms / 1000.0)
-            await self._say(first.filler or "", say, outcome)
+            outcome.tools_running = False
 
 
 def _as_message(call: ToolCallRequest) -> dict[str, Any]:
-    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+    """Valid arguments byte for byte (S09). Invalid JSON is stored as `{}`: strict servers reject
+    a request whose history holds it, which would break every later turn; the tool result
+    still tells the model its arguments were invalid."""
+    try:
+        json.loads(call.arguments)
+        arguments = call.arguments
+    except ValueError:
+        arguments = "{}"
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}}
 
 
 def _retry_after(exc: Exception) -> float | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# A fenced block, or an unclosed fence to the end (the chunker never cuts inside a fence).
 _CODE_BLOCK = re.compile(r"```.*?(```|$)", re.S)
 _INLINE_CODE = re.compile(r"`[^`]*`?")
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)?")
@@ -16,7 +17,9 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}\s*", re.M)
 _BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+", re.M)
 _EMPHASIS = re.compile(r"[*_~#`|>\[\]{}<]")
 _MONEY = re.compile(r"([$€£])\s?(\d{1,3}(?:,\d{3})*|\d+)(?:\.(\d{2}))?\b")
-_PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{8,}\d(?![\w.])")
+# Not glued to a word or a decimal ("v1.2", "3.14"); a full stop after it ends a sentence, so
+# "…call 555-123-4567." is a phone number too.
+_PHONE = re.compile(r"(?<![\w.])\+?\d[\d\s().-]{8,}\d(?!\w|\.\d)")
 _TIME = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)\b")
 _PERCENT = re.compile(r"(\d)\s?%")
 _SPACES = re.compile(r"[ \t]+")
@@ -41,10 +44,13 @@ def _money(match: re.Match[str]) -> str:
     return text
 
 
+_DECIMAL = re.compile(r"\d+\.\d+")
+
+
 def _phone(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
-    if len(digits) < 10:
-        return match.group(0)
+    if len(digits) < 10 or _DECIMAL.fullmatch(match.group(0)):
+        return match.group(0)  # too short, or a number with decimals ("3.14159265358")
     # Said in groups, digit by digit, the way people read a number back: "5 5 5, 1 2 3, …".
     groups = [digits[:-10], digits[-10:-7], digits[-7:-4], digits[-4:]]
     return ", ".join(" ".join(g) for g in groups if g)

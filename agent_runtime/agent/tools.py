@@ -24,15 +24,29 @@ _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ARG_DOC = re.compile(r"^\s*(?::param\s+)?(\w+)\s*(?:\([^)]*\))?\s*:\s*(.+)$")
 
 
+DEFAULT_FILLER_AFTER_MS = 1500
+
+
 @dataclass(frozen=True, slots=True)
 class ToolPolicy:
-    """How a tool behaves under time pressure and interruption."""
+    """How a tool behaves under time pressure and interruption.
+
+    Filler: a caller who hears nothing for ~2 s thinks the line dropped. So every tool that
+    is still running after `filler_after_ms` (default 1.5 s: with ~0.3-0.5 s to first TTS
+    audio, the caller hears something by ~2 s) gets a short line spoken over the wait.
+    `filler=None` (the default) speaks the agent's filler line (`Agent.filler_line`,
+    prompts/filler.txt, "One moment, please." unless changed); a string speaks that line
+    instead; `filler=""` keeps silent (a tool known to be quick, or one that speaks for itself).
+    Only one filler is spoken per round of tool calls: the one due first.
+    """
 
     timeout_s: float = 10.0
-    filler: str | None = None  # spoken if the tool is still running after `filler_after_ms`
-    filler_after_ms: int = 1500
+    filler: str | None = None  # None: the agent's filler line; "": none at all
+    filler_after_ms: int = DEFAULT_FILLER_AFTER_MS
     interruptible: bool = True  # a barge-in cancels it; otherwise it finishes and its result is kept
-    confirm: bool = False  # the model must get the caller's spoken "yes" and pass confirmed=true
+    # The runtime refuses the first call (per distinct arguments) and runs it only when the model
+    # calls again with confirmed=true after the caller has spoken since (agent/confirmation.py).
+    confirm: bool = False
     ends_turn: bool = False  # after it succeeds the model is not asked again (e.g. a handoff)
 
     def __post_init__(self) -> None:

@@ -6,11 +6,25 @@ Optional engines are checked here, so a missing extra fails at start-up with the
 
 from __future__ import annotations
 
+import httpx
 import openai
 
 from agent_runtime.providers import standin
 from agent_runtime.providers.base import LLM, STT, TTS, Providers
 from agent_runtime.providers.settings import ProviderSettings
+
+# Timeouts for a live phone call, where a caller hears every second of waiting:
+# - connect 2 s: a healthy endpoint connects in well under 100 ms; a dead one must fail fast so
+#   the fallback line is spoken within the never-silent budget, not after the SDK's 600 s;
+# - read 8 s: the longest wait for the next bytes, i.e. the time to first token (long prompts
+#   on a busy model take several seconds) and then the gap between streamed chunks; a stream
+#   silent for longer has stalled and the caller is better served by the fallback;
+# - write 5 s: uploading an utterance to STT (a few hundred KB at most);
+# - pool 2 s: waiting for a free connection means the process is overloaded.
+OPENAI_TIMEOUT = httpx.Timeout(connect=2.0, read=8.0, write=5.0, pool=2.0)
+# No hidden SDK retries: the orchestrator retries once itself, quickly and only when it helps,
+# and speaks a fallback line meanwhile; two silent SDK retries with backoff would be dead air.
+OPENAI_MAX_RETRIES = 0
 
 
 def build_providers(settings: ProviderSettings) -> Providers:
@@ -84,4 +98,6 @@ def _openai_client(settings: ProviderSettings) -> openai.AsyncOpenAI:
                 "OPENAI_API_KEY is not set; set it, or set OPENAI_BASE_URL for a local server"
             )
         api_key = "unused"  # local OpenAI-compatible servers (vLLM, Ollama) ignore the key
-    return openai.AsyncOpenAI(api_key=api_key, base_url=settings.openai_base_url)
+    return openai.AsyncOpenAI(
+        api_key=api_key, base_url=settings.openai_base_url, max_retries=OPENAI_MAX_RETRIES, timeout=OPENAI_TIMEOUT
+    )

@@ -1,4 +1,8 @@
-"""TTS adapter for OpenAI's `/v1/audio/speech`, streamed as raw 24 kHz PCM."""
+"""TTS adapter for OpenAI's `/v1/audio/speech`, streamed as raw 24 kHz PCM.
+
+Servers that answer with a WAV file instead are handled too (providers/speech_bytes.py): the
+header never reaches the caller, and audio at another rate is resampled to `sample_rate`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from typing import Any
 import numpy as np
 import openai
 
+from agent_runtime.providers.speech_bytes import SpeechDecoder
+
 _CHUNK_BYTES = 4800  # 100 ms of 24 kHz int16: small enough to start playout early
 
 
 class OpenAITTS:
-    sample_rate = 24000  # `response_format="pcm"` is always 24 kHz s16le mono
+    sample_rate = 24000  # `response_format="pcm"` is 24 kHz s16le mono; other audio is resampled to it
 
     def __init__(
         self,
@@ -36,12 +42,12 @@ class OpenAITTS:
         if self._instructions:
             kwargs["instructions"] = self._instructions
         async with self._client.audio.speech.with_streaming_response.create(**kwargs) as resp:
-            rest = b""  # HTTP chunk boundaries may split a sample; carry the odd byte over
+            # Raw PCM as asked, or a WAV file from servers that ignore the format (S01).
+            decoder = SpeechDecoder(self.sample_rate)
             async for data in resp.iter_bytes(chunk_size=_CHUNK_BYTES):
-                data = rest + data
-                usable = len(data) - (len(data) % 2)
-                rest = data[usable:]
-                if usable:
-                    # astype copies: a frombuffer view is read-only and would pin the bytes object
-                    yield np.frombuffer(data[:usable], dtype="<i2").astype(np.int16)
-            # A trailing odd byte is a truncated sample; dropping it is the only sane choice.
+                pcm = decoder.feed(data)
+                if pcm.size:
+                    yield pcm
+            tail = decoder.finish()
+            if tail.size:
+                yield tail

@@ -81,7 +81,8 @@ def build_agent(db_path: str | None = None) -> Agent:
     book = AppointmentBook(Path(db_path or os.environ.get("BOOKING_DB", "appointments.sqlite3")))
     tools = ToolRegistry([
         Tool(book.find_free_slots, policy=ToolPolicy(timeout_s=3)),
-        # The model must read the booking back and hear "yes" before it may book.
+        # confirm=True: the runtime refuses the first call and books only when the model calls
+        # again with confirmed=true after the caller has answered (read back, then "yes").
         Tool(book.book_appointment, policy=ToolPolicy(timeout_s=3, confirm=True, interruptible=False)),
         Tool(book.cancel_appointment, policy=ToolPolicy(timeout_s=3, confirm=True, interruptible=False)),
     ])
