@@ -18,10 +18,10 @@ class ServerConfig:
     port: int = 8080
     # The URL the carrier reaches us at (behind a proxy or tunnel it differs from host:port).
     public_url: str = ""
-    # Rozper-Signature secrets; several during a rotation (new first).
-    signing_secrets: tuple[str, ...] = ()
+    # Rozper-Signature secrets; several during a rotation (new first). Secrets never show in repr.
+    signing_secrets: tuple[str, ...] = field(default=(), repr=False)
     twilio_auth_token: str | None = field(default=None, repr=False)
-    # Development only: accept call-connect requests and streams without a carrier signature.
+    # ALLOW_UNSIGNED_HELP: development only, and only without any carrier secret.
     allow_unsigned: bool = False
     max_calls: int = 200
     signature_tolerance_s: int = 300
@@ -66,6 +66,11 @@ class ServerConfig:
             )
 
     @property
+    def unsigned_allowed(self) -> bool:
+        """Whether a carrier request or stream may arrive unsigned (see ALLOW_UNSIGNED_HELP)."""
+        return self.allow_unsigned and not self.signing_secrets and not self.twilio_auth_token
+
+    @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
@@ -94,6 +99,13 @@ class ServerConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
+
+# The meaning of --allow-unsigned, for the CLI's help text and the docs.
+ALLOW_UNSIGNED_HELP = (
+    "development only: accept call-connect requests and media streams without a carrier signature. "
+    "It has effect only when no carrier secret is configured: with ROZPER_SIGNING_SECRETS or "
+    "TWILIO_AUTH_TOKEN set, every inbound request and stream is verified, whatever this flag says"
+)
 
 API_SCOPES = frozenset({"queues.read", "queues.write", "transcripts.read", "calls.read"})
 

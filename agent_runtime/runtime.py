@@ -5,6 +5,7 @@ No global state: the server, the CLI and tests each build their own Runtime.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import secrets
 import time
@@ -19,14 +20,18 @@ import anyio
 from agent_runtime.agent.definition import Agent, CallContext
 from agent_runtime.agent.tools import ToolRegistry
 from agent_runtime.config import ServerConfig
-from agent_runtime.handoff.store import Handoff, QueueStore
+from agent_runtime.handoff.announce import relay
+from agent_runtime.handoff.store import QueueStore
 from agent_runtime.handoff.tool import handoff_tool
 from agent_runtime.call.greeting import GreetingCache
 from agent_runtime.observability import Observer
 from agent_runtime.providers.base import Providers
 from agent_runtime.webhooks.events import CALL_ENDED, CALL_STARTED
 
-EmitEvent = Callable[[str, dict[str, Any]], Awaitable[str]]
+# `emit(event_type, data)` or `emit(event_type, data, event_id=…)` → the event is durably stored
+# (e.g. Outbox.enqueue). Accepting `event_id` lets handoff events relayed again after a crash be
+# stored once; an emit without it still works, at the price of a possible duplicate.
+EmitEvent = Callable[..., Awaitable[Any]]
 
 log = logging.getLogger("agent_runtime")
 
@@ -107,8 +112,11 @@ class Runtime:
         # The agent's tools, plus the built-in handoff tool when it names human queues.
         builtin = [handoff_tool(agent.handoff_queues)] if agent.handoff_queues else []
         self.tools = ToolRegistry([*agent.tools, *builtin])
-        # Handoffs waiting for the carrier to fetch the connect_stream `action` (no transfer extension).
-        self.pending_transfers: dict[str, Handoff] = {}
+        self._emit_takes_id = _accepts_event_id(emit)
+        self._relaying = anyio.Lock()
+        # Media streams past the upgrade check, counted before `accept` (server/app.py): the
+        # max_calls limit holds even while streams have not reached `start` yet.
+        self.stream_slots = 0
         self.tokens = SessionTokens(config.session_token_ttl_s)
         self.active_calls: dict[str, CallRecord] = {}
         self.finished_calls: deque[CallRecord] = deque(maxlen=200)
@@ -119,10 +127,23 @@ class Runtime:
         # the call path never waits on the outbox's disk write.
         self._events_in, self._events_out = anyio.create_memory_object_stream[tuple[str, dict[str, Any]]](1000)
 
-    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+    async def emit(self, event_type: str, data: dict[str, Any], event_id: str | None = None) -> None:
         """Hands an event to the durable outbox (when webhooks are configured)."""
-        if self.emit_event is not None:
+        if self.emit_event is None:
+            return
+        if event_id is not None and self._emit_takes_id:
+            await self.emit_event(event_type, data, event_id=event_id)
+        else:
             await self.emit_event(event_type, data)
+
+    async def announce_handoffs(self) -> int:
+        """Relays the queue store's unannounced handoff events to the outbox (handoff/announce.py).
+        Runs after each handoff change and at start-up (`pump_events`), so an event written just
+        before a crash is delivered by the next process."""
+        if self.queue_store is None:
+            return 0
+        async with self._relaying:  # one relay at a time: events keep their order
+            return await relay(self.queue_store, self.emit)
 
     def emit_soon(self, event_type: str, data: dict[str, Any]) -> None:
         """For sync callers: the event is emitted by `pump_events` (lost if the process dies first)."""
@@ -134,7 +155,15 @@ class Runtime:
             log.error("event %s dropped: the event pump is full or stopped", event_type)
 
     async def pump_events(self) -> None:
-        """Runs beside the server; ends once `close_events` was called and the backlog is emitted."""
+        """Runs beside the server; ends once `close_events` was called and the backlog is emitted.
+
+        First it relays handoff events a previous process stored but did not hand to the outbox."""
+        try:
+            relayed = await self.announce_handoffs()
+            if relayed:
+                log.warning("relayed %d handoff event(s) left unannounced by a previous process", relayed)
+        except Exception:
+            log.exception("handoff events could not be relayed at start-up; they stay stored for the next try")
         async with self._events_out:
             async for event_type, data in self._events_out:
                 try:
@@ -174,3 +203,13 @@ class Runtime:
         self.emit_soon(CALL_ENDED, {
             "call_id": record.call_id, "reason": reason, "duration_s": duration_s, "ended_at": int(record.ended_at),
         })
+
+
+def _accepts_event_id(emit: EmitEvent | None) -> bool:
+    if emit is None:
+        return False
+    try:
+        parameters = inspect.signature(emit).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: assume the simple form
+        return False
+    return any(p.name == "event_id" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)

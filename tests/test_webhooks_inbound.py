@@ -16,6 +16,7 @@ import pytest
 from agent_runtime.agent.definition import Agent, CallContext
 from agent_runtime.carrier.signatures import sign
 from agent_runtime.config import ServerConfig
+from agent_runtime.handoff.store import Handoff, QueueStore, SqliteQueueStore
 from agent_runtime.providers.base import Providers
 from agent_runtime.providers.standin import StandInLLM, StandInSTT, StandInTTS
 from agent_runtime.runtime import CallRecord, Runtime
@@ -36,11 +37,14 @@ def _event(event_type: str = "call.completed", event_id: str = "evt_01JABCDEF", 
 
 
 @asynccontextmanager
-async def agent_server(data_dir: Path, secrets: tuple[str, ...] = (NEW, OLD)) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+async def agent_server(
+    data_dir: Path, secrets: tuple[str, ...] = (NEW, OLD), queue_store: QueueStore | None = None,
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
     sock = bind("127.0.0.1", 0)
     config = ServerConfig(host="127.0.0.1", port=sock.getsockname()[1], signing_secrets=secrets,
                           allow_unsigned=not secrets, data_dir=str(data_dir))
-    runtime = Runtime(config, Agent.from_prompts(), Providers(stt=StandInSTT(), llm=StandInLLM(), tts=StandInTTS()))
+    providers = Providers(stt=StandInSTT(), llm=StandInLLM(), tts=StandInTTS())
+    runtime = Runtime(config, Agent.from_prompts(), providers, queue_store=queue_store)
     context = CallContext(call_id=CALL_ID, caller="+15551230001", callee="+15559870002", direction="inbound")
     runtime.finished_calls.append(CallRecord(call_id=CALL_ID, context=context, started_at=0.0, end_reason="completed"))
     async with running_server(runtime, sock), httpx.AsyncClient(base_url=config.base_url, timeout=10) as http:
@@ -53,8 +57,11 @@ async def post(http: httpx.AsyncClient, body: bytes, header: str | None) -> http
 
 
 def _refused(response: httpx.Response) -> bool:
-    return response.status_code == 401 and response.json() == {
-        "error": {"code": "unauthorized", "message": "signature verification failed"}}
+    """401 in Rozper's full envelope, with no detail about what failed."""
+    error = response.json()["error"]
+    return response.status_code == 401 and error == {
+        "code": "unauthorized", "message": "signature verification failed", "request_id": error["request_id"],
+        "param_errors": []} and error["request_id"].startswith("req_") and response.headers["request-id"] == error["request_id"]
 
 
 async def test_valid_event_updates_the_call_record_once(tmp_path: Path) -> None:
@@ -157,3 +164,31 @@ async def test_a_failed_handler_releases_the_event_for_the_retry(tmp_path: Path)
     assert first[0] == 500 and first[1]["error"]["code"] == "server_error"
     assert retry == (200, {"received": True}) and again[1]["duplicate"] is True
     assert handled == ["evt_01JABCDEF", "evt_01JABCDEF"]
+
+
+def _handoff(handoff_id: str, call_id: str) -> Handoff:
+    return Handoff(id=handoff_id, call_id=call_id, queue="support", reason="caller_requested_human", summary="s",
+                   caller="+15551230001", callee="+15559870002", last_utterance="a human please")
+
+
+async def test_call_completed_abandons_the_callers_waiting_handoff(tmp_path: Path) -> None:
+    store = SqliteQueueStore(tmp_path / "queues.sqlite3")
+    for handoff in (_handoff("hnd_gone", CALL_ID), _handoff("hnd_other", "CA_still_on"), _handoff("hnd_taken", CALL_ID)):
+        await store.enqueue(handoff)
+    await store.claim("hnd_taken", "ann")  # a person has this one already: not the webhook's to close
+    async with agent_server(tmp_path, queue_store=store) as (_, http):
+        ringing = _event("call.ringing", "evt_ring")
+        assert (await post(http, ringing, sign(ringing, [NEW], int(time.time())))).status_code == 200
+        still_waiting = [h.id for h in await store.waiting("support")]
+        forged = _event(event_id="evt_forged")
+        refused = await post(http, forged, sign(forged, ["rzp_whsec_attacker"], int(time.time())))
+        after_forged = [h.id for h in await store.waiting("support")]
+        body = _event(status="canceled")  # the caller hung up while waiting
+        completed = await post(http, body, sign(body, [NEW], int(time.time())))
+    assert still_waiting == after_forged == ["hnd_gone", "hnd_other"]  # only a signed call.completed counts
+    assert _refused(refused) and completed.status_code == 200
+    assert [h.id for h in await store.waiting("support")] == ["hnd_other"]  # the queue no longer lists the caller
+    gone = await store.get("hnd_gone")
+    assert (gone.status, gone.close_reason) == ("abandoned", "call_canceled") and gone.closed_at is not None
+    assert (await store.get("hnd_taken")).status == "claimed"
+    assert (await store.queues())["support"]["abandoned"] == 1

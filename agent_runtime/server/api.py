@@ -7,7 +7,7 @@ Rozper's envelope; mutations honour Idempotency-Key.
 from __future__ import annotations
 
 import hmac
-import secrets
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,20 +19,13 @@ from starlette.routing import Route
 
 from agent_runtime.handoff.store import HandoffConflict, HandoffNotFound
 from agent_runtime.runtime import Runtime
-from agent_runtime.server.idempotency import MAX_KEY_LENGTH, IdempotencyConflict, IdempotencyStore
+from agent_runtime.server.errors import envelope, new_request_id
+from agent_runtime.server.idempotency import MAX_KEY_LENGTH, IdempotencyConflict, IdempotencyStore, State
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-def envelope(status: int, code: str, message: str, request_id: str, param_errors: list[dict] | None = None) -> JSONResponse:
-    error: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
-    if param_errors:
-        error["param_errors"] = param_errors
-    return JSONResponse({"error": error}, status_code=status, headers={"Request-Id": request_id})
-
-
-def _request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+# Answers to a request that failed validation before it ran: not stored, so the client may fix
+# the request and reuse its key (protocols.md §4.3).
+NOT_STORED = frozenset({400, 422})
 
 
 def _key_scopes(runtime: Runtime, header: str | None) -> frozenset[str] | None:
@@ -52,7 +45,7 @@ def guarded(runtime: Runtime, scope: str, idempotency: IdempotencyStore | None =
 
     def wrap(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
-            request_id = _request_id()
+            request_id = new_request_id()
             request.state.request_id = request_id
             scopes = _key_scopes(runtime, request.headers.get("authorization"))
             if scopes is None:
@@ -63,18 +56,29 @@ def guarded(runtime: Runtime, scope: str, idempotency: IdempotencyStore | None =
             if idempotency is None or key is None:
                 return await handler(request)
             if not 1 <= len(key) <= MAX_KEY_LENGTH:
-                return envelope(400, "bad_request", "Idempotency-Key must be 1-255 characters", request_id)
+                return envelope(400, "bad_request", "Idempotency-Key must be 1-255 characters", request_id,
+                                [{"param": "Idempotency-Key", "reason": "length"}])
             owner = hmac.new(b"idempotency-scope", request.headers["authorization"].encode(), "sha256").hexdigest()
             fingerprint = idempotency.fingerprint(request.method, request.url.path, await request.body())
             try:
-                stored = await idempotency.lookup(owner, key, fingerprint)
+                begun = await idempotency.begin(owner, key, fingerprint)
             except IdempotencyConflict:
                 return envelope(409, "conflict", "Idempotency-Key was used with a different request", request_id)
-            if stored is not None:
-                return JSONResponse(stored[1], status_code=stored[0], headers={"Idempotent-Replayed": "true"})
-            response = await handler(request)
-            if response.status_code < 500:  # a server error may succeed when retried
-                await idempotency.store(owner, key, fingerprint, response.status_code, _json(response))
+            if begun.state is State.IN_PROGRESS:
+                return envelope(409, "conflict", "a request with this Idempotency-Key is still running; retry later", request_id)
+            if begun.state is State.REPLAY:
+                assert begun.status is not None and begun.body is not None
+                return JSONResponse(begun.body, status_code=begun.status, headers={"Idempotent-Replayed": "true"})
+            try:
+                response = await handler(request)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await idempotency.release(owner, key)
+                raise
+            if response.status_code >= 500 or response.status_code in NOT_STORED:  # a retry may succeed
+                await idempotency.release(owner, key)
+            else:
+                await idempotency.finish(owner, key, response.status_code, _json(response))
             return response
 
         return endpoint
@@ -83,8 +87,6 @@ def guarded(runtime: Runtime, scope: str, idempotency: IdempotencyStore | None =
 
 
 def _json(response: Response) -> dict:
-    import json
-
     return json.loads(bytes(response.body))
 
 

@@ -19,9 +19,10 @@ from agent_runtime.carrier.instructions import (
     ConnectStream, Hangup, QueueTarget, Transfer, VoiceInstructions, render_rozper, render_twiml,
 )
 from agent_runtime.server.api import api_routes
+from agent_runtime.server.errors import EXCEPTION_HANDLERS, envelope
 from agent_runtime.server.idempotency import IdempotencyStore
 from agent_runtime.runtime import Runtime
-from agent_runtime.server.edge import check_rozper_body, check_stream_upgrade, check_twilio_form
+from agent_runtime.server.edge import check_rozper_body, check_stream_upgrade, check_twilio_form, twilio_params, twilio_url
 from agent_runtime.webhooks.inbound import webhook_endpoint
 from agent_runtime.webhooks.service import build_inbound
 
@@ -31,8 +32,8 @@ MAX_CONNECT_BODY = 64 * 1024
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
-    """Rozper's error envelope."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    """Rozper's error envelope (server/errors.py)."""
+    return envelope(status, code, message)
 
 
 def _connect_instructions(runtime: Runtime, context: CallContext, dialect: str, record: bool = False) -> VoiceInstructions:
@@ -46,11 +47,17 @@ def _connect_instructions(runtime: Runtime, context: CallContext, dialect: str, 
     return VoiceInstructions(instructions=[stream])
 
 
-def _after_stream(runtime: Runtime, call_id: str) -> VoiceInstructions:
-    """A pending handoff becomes the `transfer`; otherwise the call ends."""
-    handoff = runtime.pending_transfers.pop(call_id, None)
-    if handoff is None:
+async def _after_stream(runtime: Runtime, call_id: str) -> VoiceInstructions:
+    """The call's waiting handoff becomes the `transfer`; otherwise the call ends.
+
+    Looked up in the queue store, not in memory: the process that stored the handoff may have
+    restarted (or be another process) by the time the carrier asks, and the caller must still
+    reach the queue. Asked twice, it answers the same transfer twice."""
+    store = runtime.queue_store
+    waiting = await store.waiting_for_call(call_id) if store is not None else []
+    if not waiting:
         return VoiceInstructions(instructions=[Hangup()])
+    handoff = waiting[-1]  # the latest, if the call somehow has several
     return VoiceInstructions(instructions=[Transfer(
         target=QueueTarget(queue=handoff.queue), whisper=handoff.summary, context={"handoff_id": handoff.id})])
 
@@ -89,39 +96,57 @@ def create_app(runtime: Runtime) -> Starlette:
         if problem:
             log.warning("after-stream refused: %s", problem)
             return error(401, "unauthorized", "signature verification failed")
-        return JSONResponse(render_rozper(_after_stream(runtime, request.path_params["call_id"])))
+        return JSONResponse(render_rozper(await _after_stream(runtime, request.path_params["call_id"])))
+
+    async def twilio_checked(request: Request, what: str) -> tuple[dict[str, list[str]], Response | None]:
+        params = await twilio_params(request)
+        problem = check_twilio_form(config, request.headers, twilio_url(config, request), params)
+        if problem:
+            log.warning("twilio %s refused: %s", what, problem)
+            return params, error(403, "forbidden", "signature verification failed")
+        return params, None
 
     async def twilio_after_stream(request: Request) -> Response:
-        form = await request.form()
-        params = {k: str(v) for k, v in form.multi_items()}
-        if check_twilio_form(config, request.headers, config.base_url + request.url.path, params):
-            return Response("forbidden", status_code=403)
-        doc = _after_stream(runtime, request.path_params["call_id"])
+        _, refused = await twilio_checked(request, "after-stream")
+        if refused is not None:
+            return refused
+        doc = await _after_stream(runtime, request.path_params["call_id"])
         return Response(render_twiml(doc), media_type="application/xml")
 
     async def twilio_voice(request: Request) -> Response:
-        form = await request.form()
-        params = {k: str(v) for k, v in form.multi_items()}
-        problem = check_twilio_form(config, request.headers, config.base_url + request.url.path, params)
-        if problem:
-            log.warning("twilio voice webhook refused: %s", problem)
-            return Response("forbidden", status_code=403)
+        params, refused = await twilio_checked(request, "voice webhook")
+        if refused is not None:
+            return refused
+
+        def first(name: str, default: str) -> str:
+            return (params.get(name) or [default])[0] or default
+
         context = CallContext(
-            call_id=params.get("CallSid") or runtime.new_call_id(),
-            caller=params.get("From", "unknown"),
-            callee=params.get("To", "unknown"),
-            direction=params.get("Direction", "inbound"),
+            call_id=first("CallSid", "") or runtime.new_call_id(),
+            caller=first("From", "unknown"),
+            callee=first("To", "unknown"),
+            direction=first("Direction", "inbound"),
         )
         return Response(render_twiml(_connect_instructions(runtime, context, "twilio")), media_type="application/xml")
 
     async def media(websocket: WebSocket) -> None:
         problem = check_stream_upgrade(config, websocket.headers)
-        if problem or len(runtime.active_calls) >= config.max_calls:
-            log.warning("media stream refused: %s", problem or "at max_calls")
+        if problem is None and runtime.stream_slots >= config.max_calls:
+            problem = "at max_calls"
+        if problem:
+            log.warning("media stream refused: %s", problem)
             await websocket.close(code=1008)  # before accept: the upgrade is answered 403
             return
-        await websocket.accept()
+        # The slot is taken here, before the first await: streams that have not reached `start`
+        # count too, so concurrent upgrades cannot all slip under the limit.
+        runtime.stream_slots += 1
+        try:
+            await websocket.accept()
+            await run_stream(websocket)
+        finally:
+            runtime.stream_slots -= 1
 
+    async def run_stream(websocket: WebSocket) -> None:
         async def receive() -> str | bytes | None:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -141,7 +166,10 @@ def create_app(runtime: Runtime) -> Starlette:
             pass
         await _close(websocket, 1000)
 
+    if config.allow_unsigned and not config.unsigned_allowed:
+        log.warning("--allow-unsigned has no effect: carrier secrets are configured, so every request is verified")
     return Starlette(
+        exception_handlers=EXCEPTION_HANDLERS,  # Starlette's own 404/405/500 in Rozper's envelope
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/rozper/voice", rozper_voice, methods=["POST"]),

@@ -1,19 +1,28 @@
-"""Signature checks at the HTTP/WebSocket edge: every carrier request is verified before use."""
+"""Signature checks at the HTTP/WebSocket edge: every carrier request is verified before use.
+
+Unsigned requests pass only when `config.unsigned_allowed`: --allow-unsigned and no carrier
+secret at all. Once any secret is configured, every call-connect, after-stream request and
+stream upgrade must carry a valid signature (config.ALLOW_UNSIGNED_HELP).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 
+from starlette.requests import Request
+
 from agent_runtime.carrier.signatures import SignatureError, verify, verify_stream_url, verify_twilio
 from agent_runtime.config import ServerConfig
+
+TwilioParams = dict[str, list[str]]
 
 
 def check_rozper_body(config: ServerConfig, headers: Mapping[str, str], body: bytes) -> str | None:
     """Returns None when the request may proceed, else a short reason (never sent to the client)."""
     header = headers.get("rozper-signature")
     if header is None:
-        return None if config.allow_unsigned and not config.signing_secrets else "missing Rozper-Signature"
+        return None if config.unsigned_allowed else "missing Rozper-Signature"
     if not config.signing_secrets:
         return "Rozper-Signature sent but no ROZPER_SIGNING_SECRETS configured"
     try:
@@ -23,10 +32,25 @@ def check_rozper_body(config: ServerConfig, headers: Mapping[str, str], body: by
     return None
 
 
+def twilio_url(config: ServerConfig, request: Request) -> str:
+    """The URL Twilio signed: the configured public base (never Host/X-Forwarded-*, which proxies
+    rewrite), the path, and the query string exactly as it arrived (still percent-encoded)."""
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return config.base_url + request.url.path + (f"?{query}" if query else "")
+
+
+async def twilio_params(request: Request) -> TwilioParams:
+    """The form's parameters, every value of a repeated name kept (Twilio signs them all)."""
+    params: TwilioParams = {}
+    for name, value in (await request.form()).multi_items():
+        params.setdefault(name, []).append(value if isinstance(value, str) else value.filename or "")
+    return params
+
+
 def check_twilio_form(config: ServerConfig, headers: Mapping[str, str], url: str, params: Mapping[str, str | list[str]]) -> str | None:
     signature = headers.get("x-twilio-signature")
     if config.twilio_auth_token is None:
-        return None if config.allow_unsigned else "TWILIO_AUTH_TOKEN is not configured"
+        return None if config.unsigned_allowed else "TWILIO_AUTH_TOKEN is not configured"
     if signature is None:
         return "missing X-Twilio-Signature"
     if not verify_twilio(signature, url, params, config.twilio_auth_token):
@@ -47,6 +71,6 @@ def check_stream_upgrade(config: ServerConfig, headers: Mapping[str, str]) -> st
     if twilio is not None and config.twilio_auth_token:
         ok = verify_twilio(twilio, config.media_url, {}, config.twilio_auth_token)
         return None if ok else "bad X-Twilio-Signature on upgrade"
-    if config.allow_unsigned:
+    if config.unsigned_allowed:
         return None  # the session token on `start` is still required
     return "missing stream signature"

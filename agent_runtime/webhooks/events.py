@@ -10,6 +10,7 @@ from typing import Any
 CALL_STARTED = "agent.call_started"
 CALL_ENDED = "agent.call_ended"
 HANDOFF = "agent.handoff"
+HANDOFF_FAILED = "agent.handoff_failed"  # the transfer was refused or unanswered: the handoff left the queue
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from agent_runtime.carrier.signatures import DEFAULT_TOLERANCE_S, SignatureError, verify
+from agent_runtime.server.errors import error_body, new_request_id
 from agent_runtime.webhooks.seen import Claim, SeenEvents
 
 log = logging.getLogger("agent_runtime.webhooks")
@@ -30,7 +31,7 @@ MAX_BODY = 256 * 1024
 
 
 def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
-    return status, {"error": {"code": code, "message": message}}  # Rozper's envelope, no detail
+    return status, error_body(code, message, new_request_id())  # Rozper's envelope, no detail
 
 
 class InboundWebhooks:
@@ -98,8 +99,11 @@ def webhook_endpoint(inbound: InboundWebhooks) -> Callable[[Request], Awaitable[
     async def endpoint(request: Request) -> Response:
         body = await request.body()
         if len(body) > MAX_BODY:
-            return JSONResponse(_error(413, "bad_request", "body too large")[1], status_code=413)
+            status, payload = _error(413, "bad_request", "body too large")
+            return JSONResponse(payload, status_code=status)
         status, payload = await inbound.receive(request.headers.get("rozper-signature"), body)
-        return JSONResponse(payload, status_code=status)
+        error = payload.get("error")
+        headers = {"Request-Id": error["request_id"]} if isinstance(error, dict) else None
+        return JSONResponse(payload, status_code=status, headers=headers)
 
     return endpoint

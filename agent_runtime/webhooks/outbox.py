@@ -95,7 +95,11 @@ class Outbox:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")  # the event and all its deliveries commit together
         try:
-            db.execute("INSERT INTO events (id, type, created_at, body) VALUES (?, ?, ?, ?)", (event_id, event_type, now, body))
+            inserted = db.execute("INSERT OR IGNORE INTO events (id, type, created_at, body) VALUES (?, ?, ?, ?)",
+                                  (event_id, event_type, now, body)).rowcount
+            if not inserted:  # the same event again (a relay repeated after a crash): stored once
+                db.execute("COMMIT")
+                return
             db.executemany(
                 "INSERT INTO deliveries (event_id, url, status, next_attempt_at) VALUES (?, ?, 'pending', ?)",
                 [(event_id, url, now) for url in self.urls],
@@ -154,10 +158,13 @@ class Outbox:
         return bytes(row[0])
 
     # ---- the interface ---------------------------------------------------------------------
-    async def enqueue(self, event_type: str, data: dict[str, Any]) -> str:
-        """Stores the event for every endpoint; returns its id once committed."""
+    async def enqueue(self, event_type: str, data: dict[str, Any], event_id: str | None = None) -> str:
+        """Stores the event for every endpoint; returns its id once committed.
+
+        With `event_id` (fixed by the caller before a crash could happen) the call is idempotent:
+        an id already in the outbox is not stored or delivered again."""
         now = time.time()
-        event_id = new_event_id(now)
+        event_id = event_id or new_event_id(now)
         body = encode_event(event_id, event_type, int(now), data)
         await anyio.to_thread.run_sync(self._insert, event_id, event_type, now, body)
         for listener in self._listeners:

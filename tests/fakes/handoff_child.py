@@ -1,10 +1,14 @@
 """A child process for tests/test_crash_safety.py: a real server with the SQLite queue store and
-the outbox, one simulated call that hands off, and SIGKILL right after the handoff is accepted.
+the outbox, one simulated call that hands off, and SIGKILL in the middle of the handoff.
 
-    python handoff_child.py <data_dir> <openai_base_url> <webhook_url>
+    python handoff_child.py <data_dir> <openai_base_url> <webhook_url> [after_event|before_event]
 
-The kill comes from inside `emit`, just after the outbox committed `agent.handoff`: the real
-order is Transfer.accept → queue store → runtime.emit → outbox.enqueue → (here) SIGKILL.
+The real order is Transfer.accept → queue store commit (the handoff and its event, together) →
+relay: runtime.emit → outbox.enqueue → queue store marks the event announced. The kill comes:
+- `after_event` (default): inside `emit`, just after the outbox committed `agent.handoff`,
+  before the queue store heard it was announced; prints `handoff accepted <handoff_id> <event_id>`.
+- `before_event`: just after the queue store committed, before anything reached the outbox;
+  prints `handoff stored <handoff_id> <event_id>`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import openai
 
 from agent_runtime.agent.definition import Agent
 from agent_runtime.config import ServerConfig
-from agent_runtime.handoff.store import SqliteQueueStore
+from agent_runtime.handoff.store import Handoff, HandoffEvent, SqliteQueueStore
 from agent_runtime.providers.base import Providers
 from agent_runtime.providers.espeak_tts import EspeakTTS
 from agent_runtime.providers.openai_llm import OpenAILLM
@@ -36,7 +40,7 @@ SIGNING_SECRET = "rzp_whsec_child_0123456789abcdef"
 WEBHOOK_SECRETS = ("rzp_whsec_out_new_0123456789", "rzp_whsec_out_old_9876543210")
 
 
-async def main(data_dir: Path, openai_url: str, webhook_url: str) -> None:
+async def main(data_dir: Path, openai_url: str, webhook_url: str, kill_point: str) -> None:
     from callkit import caller_audio  # tests/ is on PYTHONPATH
 
     sock = bind("127.0.0.1", 0)
@@ -48,12 +52,24 @@ async def main(data_dir: Path, openai_url: str, webhook_url: str) -> None:
     client = openai.AsyncOpenAI(api_key="sk-test", base_url=openai_url, max_retries=0)
     providers = Providers(stt=OpenAISTT(client), llm=OpenAILLM(client, "gpt-4o-mini"), tts=EspeakTTS())
 
-    async def emit(event_type: str, data: dict[str, Any]) -> str:
-        event_id = await outbox.enqueue(event_type, data)
-        if event_type == "agent.handoff":
+    async def emit(event_type: str, data: dict[str, Any], event_id: str | None = None) -> str:
+        event_id = await outbox.enqueue(event_type, data, event_id)
+        if event_type == "agent.handoff" and kill_point == "after_event":
             print(f"handoff accepted {data['handoff_id']} {event_id}", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: as a crash or an OOM kill
         return event_id
+
+    enqueue = store.enqueue
+
+    async def enqueue_then_die(handoff: Handoff, announce: HandoffEvent | None = None) -> Handoff:
+        stored = await enqueue(handoff, announce)
+        if kill_point == "before_event":
+            assert announce is not None
+            print(f"handoff stored {handoff.id} {announce.id}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)  # between the queue store's commit and the outbox's
+        return stored
+
+    store.enqueue = enqueue_then_die  # type: ignore[method-assign]
 
     agent = replace(Agent.from_prompts(), handoff_queues=("support",))
     runtime = Runtime(config, agent, providers, queue_store=store, emit=emit)
@@ -69,4 +85,4 @@ async def main(data_dir: Path, openai_url: str, webhook_url: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, Path(sys.argv[1]), sys.argv[2], sys.argv[3])
+    anyio.run(main, Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else "after_event")
