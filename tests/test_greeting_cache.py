@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from agent_runtime.agent.definition import Agent
-from agent_runtime.call.greeting import GreetingCache, static_greeting, warm_greeting
+from agent_runtime.call.greeting import GreetingCache, static_line, warm_lines
 from agent_runtime.providers.base import Providers
 from agent_runtime.providers.standin import StandInLLM, StandInSTT, StandInTTS
 from agent_runtime.sim.caller import CallScript, place_call
@@ -74,20 +74,21 @@ async def test_warm_up_fills_the_cache_for_the_first_caller() -> None:
     tts = SlowTTS()
     async with live_agent(Providers(stt=StandInSTT(), llm=StandInLLM(), tts=tts)) as agent:
         runtime = agent.runtime
-        assert await warm_greeting(runtime.greetings, runtime.agent, tts)
+        greeting = static_line(runtime.agent, runtime.agent.greeting)
+        assert greeting is not None and greeting in await warm_lines(runtime.greetings, runtime.agent, tts)
         result = await place_call(agent.connect_url, _greeting_only(), SECRET)
         await agent.ended_call()
     assert result.greeting_latency_ms is not None and result.greeting_latency_ms < 0.5 * TTS_DELAY_S * 1000
-    assert tts.calls == 1  # only the warm-up
+    assert tts.calls == 3  # only the warm-up: greeting, fallback and goodbye lines
 
 
 def test_only_greetings_without_per_call_variables_are_warmed() -> None:
     agent = Agent.from_prompts()
-    assert static_greeting(agent) == "Hello, thanks for calling Acme Dental. How can I help you today?"
+    assert static_line(agent, agent.greeting) == "Hello, thanks for calling Acme Dental. How can I help you today?"
     per_call = Agent(name="x", system_prompt="s", greeting="Hi {caller}, it is {time}.", fallback_line="f")
-    assert static_greeting(per_call) is None
+    assert static_line(per_call, per_call.greeting) is None
     unknown = Agent(name="x", system_prompt="s", greeting="Welcome to {shop}.", fallback_line="f")
-    assert static_greeting(unknown) is None  # only a custom parameter could fill it
+    assert static_line(unknown, unknown.greeting) is None  # only a custom parameter could fill it
 
 
 def test_cache_is_a_small_lru() -> None:

@@ -7,6 +7,8 @@ client against the local server (scripted replies and transcripts).
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import replace
 
 import anyio
@@ -129,6 +131,48 @@ async def test_short_backchannel_neither_interrupts_nor_leaks(openai_server, pro
     assert len(openai_server.chat_requests()) == 1  # the backchannel did not become a turn
 
 
+async def test_a_backchannel_that_stopped_the_agent_is_a_false_interruption(openai_server, providers) -> None:  # noqa: ANN001
+    """A real ~300 ms "uh-huh" is long enough to stop the agent (barge-in must be fast), but it is
+    not a turn: the agent says the words the caller missed, and nothing of it reaches the model."""
+    openai_server.push_transcription("What are your opening hours?")
+    openai_server.push_chat(text_reply(LONG_REPLY))
+    openai_server.push_transcription("Uh-huh.")
+    word = speech_seconds(caller_audio("librivox_ss_0870.wav"), 0.18, 0.34)  # one real syllable
+    script = CallScript(utterances=[Utterance(caller_audio()), Utterance(word, barge_in_after_s=3.0)],
+                        hangup_after_s=1.0, max_duration_s=60)
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call()
+
+    assert result.clears == 1 and record.barge_ins == 1  # it did stop the agent …
+    assert len(openai_server.chat_requests()) == 1  # … but it was not a turn for the model
+    assert [text for role, text in record.transcript if role == "user"] == ["What are your opening hours?"]
+    *_, heard, resumed = [text for role, text in record.transcript if role == "assistant"]
+    words = LONG_REPLY.split()
+    assert 0 < len(heard.split()) < len(words)
+    assert heard.split() == words[: len(heard.split())]  # what was heard before the clear …
+    assert resumed.split() == words[len(heard.split()) :]  # … then exactly the words missed
+    # The agent spoke again soon after its end of speech.
+    clear_tick = result.clear_ticks()[0]
+    resumed_ticks = [tick for tick, kind, _ in result.timeline if kind == "media" and tick > clear_tick]
+    assert resumed_ticks and (resumed_ticks[0] - clear_tick) * TICK_MS <= 3000
+
+
+async def test_a_real_interruption_is_a_new_turn_not_a_resume(openai_server, providers) -> None:  # noqa: ANN001
+    openai_server.push_transcription("What are your opening hours?")
+    openai_server.push_chat(text_reply(LONG_REPLY))
+    openai_server.push_transcription("Okay but are you open on Sunday?")
+    openai_server.push_chat(text_reply("No, we are closed on Sundays."))
+    question = speech_seconds(caller_audio("librivox_ss_0870.wav"), 0.18, 1.6)
+    script = CallScript(utterances=[Utterance(caller_audio()), Utterance(question, barge_in_after_s=3.0)],
+                        hangup_after_s=1.0, max_duration_s=60)
+    async with live_agent(providers) as agent:
+        await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call()
+    assert len(openai_server.chat_requests()) == 2
+    assert record.transcript[-2:] == [("user", "Okay but are you open on Sunday?"), ("assistant", "No, we are closed on Sundays.")]
+
+
 def _name_with_pause(pause_s: float) -> np.ndarray:
     """'…dashwood', a mid-sentence pause, then more words: one thought with a gap inside."""
     recording = caller_audio("librivox_ss_0870.wav")
@@ -181,8 +225,8 @@ async def test_watchdog_speaks_when_the_model_stalls(openai_server, providers) -
 async def test_dtmf_reaches_the_agent_in_order_and_fast(openai_server, providers) -> None:  # noqa: ANN001
     received: list[tuple[float, str]] = []
 
-    def on_dtmf(digit: str, _ctx: object) -> None:
-        received.append((anyio.current_time(), digit))
+    def on_dtmf(digit: str, _ctx: object) -> None:  # sync: the runtime calls it in a worker thread
+        received.append((time.monotonic(), digit))  # asyncio's clock (anyio.current_time) is monotonic
 
     openai_server.push_chat(text_reply("You pressed one two three."))
     agent = replace(Agent.from_prompts(), on_dtmf=on_dtmf)
@@ -195,8 +239,24 @@ async def test_dtmf_reaches_the_agent_in_order_and_fast(openai_server, providers
     assert [d for _, d in received] == ["1", "2", "#"]
     for (sent_at, _), (got_at, _) in zip(result.dtmf_sent, received):
         assert got_at - sent_at < 0.1
-    users = [m["content"] for m in openai_server.chat_requests()[0]["messages"] if m["role"] == "user"]
-    assert users[0] == "(the caller pressed 1 on the keypad)"
+    # The model gets the entry as one input, sent at `#`: one request, not one per key.
+    [request] = openai_server.chat_requests()
+    users = [m["content"] for m in request["messages"] if m["role"] == "user"]
+    assert users == ["(the caller pressed 12# on the keypad)"]
+
+
+async def test_a_keyed_in_number_is_one_input_and_one_interruption(openai_server, providers) -> None:  # noqa: ANN001
+    """16 keys typed during a reply: one `clear`, one model request with all of them, in order."""
+    openai_server.push_chat(text_reply("Thanks, I have your card number."))
+    keys = "4111111111111111"
+    script = CallScript(utterances=[], dtmf=[(1.0 + 0.25 * i, k) for i, k in enumerate(keys)], hangup_after_s=0.5,
+                        max_duration_s=15)
+    async with live_agent(providers) as live:
+        result = await place_call(live.connect_url, script, SECRET)
+        await live.ended_call()
+    assert result.clears == 1  # the greeting was cut once; later keys found the agent listening
+    [request] = openai_server.chat_requests()
+    assert request["messages"][-1] == {"role": "user", "content": f"(the caller pressed {keys} on the keypad)"}
 
 
 def _hold_music(seconds: float) -> np.ndarray:

@@ -1,9 +1,10 @@
-"""The greeting fast path: the greeting's audio, ready as 8 kHz μ-law, so `start` → first frame is ~ms.
+"""The agent's fixed lines, ready as 8 kHz μ-law: the greeting's fast path and a voice when TTS is down.
 
-Cached per rendered text (a greeting with per-call variables gets one entry per distinct text),
-in a small LRU. Filled at start-up by `warm_greeting` when the greeting has no per-call
-variables, and otherwise by the first call that speaks it in full (a greeting cut by the
-caller or a TTS error is never cached).
+The greeting from the cache leaves within ms of `start`; the fallback and goodbye lines from
+the cache are heard even when the TTS provider is failing (never silent). Cached per rendered
+text (a line with per-call variables gets one entry per distinct text) in a small LRU. Filled
+at start-up by `warm_lines` for lines without per-call variables, and otherwise by the first
+call that speaks a line in full (a line cut by the caller or a TTS error is never cached).
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ class GreetingCache:
         return len(self._entries)
 
 
-def static_greeting(agent: Agent) -> str | None:
-    """The greeting's text when it is the same on every call (agent variables only), else None."""
-    fields = {name for _, name, _, _ in Formatter().parse(agent.greeting) if name}
+def static_line(agent: Agent, template: str) -> str | None:
+    """A line's text when it is the same on every call (agent variables only), else None."""
+    fields = {name for _, name, _, _ in Formatter().parse(template) if name}
     if fields & PER_CALL_FIELDS or not fields <= set(agent.variables):
         return None
-    return render_template(agent.greeting, CallContext(call_id="", caller="", callee="", direction=""), agent.variables)
+    return render_template(template, CallContext(call_id="", caller="", callee="", direction=""), agent.variables)
 
 
 async def synthesize_ulaw(tts: TTS, text: str) -> bytes:
@@ -68,10 +69,13 @@ async def synthesize_ulaw(tts: TTS, text: str) -> bytes:
     return ulaw_encode(np.concatenate(parts)) if parts else b""
 
 
-async def warm_greeting(cache: GreetingCache, agent: Agent, tts: TTS) -> bool:
-    """Fills the cache with the agent's greeting at start-up; False when it varies per call."""
-    text = static_greeting(agent)
-    if text is None:
-        return False
-    cache.put(text, await synthesize_ulaw(tts, text))
-    return True
+async def warm_lines(cache: GreetingCache, agent: Agent, tts: TTS) -> list[str]:
+    """Caches the greeting, fallback and goodbye lines at start-up; returns the texts cached
+    (a line that varies per call is cached by the first call that speaks it)."""
+    warmed = []
+    for template in (agent.greeting, agent.fallback_line, agent.goodbye_line):
+        text = static_line(agent, template)
+        if text is not None and cache.get(text) is None:
+            cache.put(text, await synthesize_ulaw(tts, text))
+            warmed.append(text)
+    return warmed

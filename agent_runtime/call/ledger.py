@@ -65,11 +65,10 @@ class PlayoutLedger:
         speech = self._of(generation)
         text, start = speech.open_text, speech.open_start
         speech.open_text = ""
-        if not text:
-            return
+        if not text or at_byte <= start:
+            return  # no audio carried it (TTS failed): none of its words can have been heard
         speech.words.extend(_spread(text, start, at_byte - start))
-        if at_byte > start:  # learn this voice's pace for the next open sentence
-            self._bytes_per_char = (at_byte - start) / max(1, len(text))
+        self._bytes_per_char = (at_byte - start) / max(1, len(text))  # this voice's pace, for open sentences
 
     # ---- what went out and came back ------------------------------------------------------
     def record(self, generation: int, index: int, end_byte: int, duration_ms: float) -> str:

@@ -49,16 +49,21 @@ class Listener:
         self._over_agent = False  # this utterance began while the agent was speaking
         self._barged = False  # … and it became a barge-in
         self._loud_after_agent_ms = 0.0  # energetic speech in it while the agent was quiet
+        self._speech_started_ms = 0
         self._ready: np.ndarray | None = None
+        # Of the utterance `take_utterance` returns: did it interrupt the agent, how long was the speech.
+        self.ready_barged = False
+        self.ready_speech_ms = 0.0
 
     def push(self, pcm: np.ndarray, agent_speaking: bool, echo_level_dbfs: float) -> Heard:
         heard = Heard.NOTHING
         for event in self.vad.push(pcm):
             if isinstance(event, SpeechStart):
                 onset_ms = event.detected_ms - event.at_ms - pcm.size / 8.0
+                self._speech_started_ms = event.at_ms
                 self._start_utterance(agent_speaking, onset_ms, echo_level_dbfs)
             elif isinstance(event, SpeechEnd):
-                heard = self._end_utterance()
+                heard = self._end_utterance(event.at_ms - self._speech_started_ms)
         if not self.vad.speaking:
             self._keep_preroll(pcm)
             if agent_speaking:
@@ -71,7 +76,7 @@ class Listener:
             audio = self._drop_utterance()
             self.vad.reset()
             if self.options.max_turn_action == "end_turn" and not self._over_agent:
-                self._ready = audio
+                self._set_ready(audio, self.options.max_turn_s * 1000.0)
             return Heard.TOO_LONG
         if agent_speaking and not self._barged:
             self._over_agent = True
@@ -120,7 +125,12 @@ class Listener:
         self._samples = 0
         return audio
 
-    def _end_utterance(self) -> Heard:
+    def _set_ready(self, audio: np.ndarray | None, speech_ms: float) -> None:
+        self._ready = audio
+        self.ready_barged = self._barged
+        self.ready_speech_ms = speech_ms
+
+    def _end_utterance(self, speech_ms: float) -> Heard:
         audio = self._drop_utterance()
         if audio is None:
             return Heard.NOTHING
@@ -129,5 +139,5 @@ class Listener:
             self.stats.ignored += 1
             return Heard.IGNORED
         self.stats.utterances += 1
-        self._ready = audio
+        self._set_ready(audio, speech_ms)
         return Heard.UTTERANCE

@@ -32,15 +32,9 @@ class Responder:
         self._playout = playout
         self._call_id = call_id
 
-    async def say(self, trace: TurnTrace, text: str) -> None:
-        """Speaks fixed text (greeting, fallback, goodbye) as one generation."""
-        send, recv = anyio.create_memory_object_stream[str](1)
-        async with send:
-            await send.send(text)
-        await self._speak(trace, recv)
-
-    async def greet(self, trace: TurnTrace, text: str, cache: GreetingCache) -> bool:
-        """The greeting: from the cache when its audio is there (True), else spoken and then cached."""
+    async def say_line(self, trace: TurnTrace, text: str, cache: GreetingCache) -> bool:
+        """A fixed line (greeting, fallback, goodbye): from the cache when its audio is there
+        (True: no TTS needed, so it is heard even while TTS fails), else spoken and then cached."""
         audio = cache.get(text)
         playout = self._playout
         if audio is not None:
@@ -50,7 +44,7 @@ class Responder:
                 await playout.play_ulaw(audio)
                 playout.end_text()
                 await playout.finish()
-            finally:  # a greeting cut by the caller still sent its first frame
+            finally:  # a line cut by the caller still sent its first frame
                 if playout.first_frame_sent_at is not None:
                     trace.stages["first_frame_sent"] = playout.first_frame_sent_at
             return True
@@ -58,7 +52,7 @@ class Responder:
         async with send:
             await send.send(text)
         captured: list[np.ndarray] = []
-        if await self._speak(trace, recv, captured):  # only a greeting spoken whole (a cut one raises out of here)
+        if await self._speak(trace, recv, captured):  # only a line spoken whole (a cut one raises out of here)
             cache.put(text, ulaw_encode(np.concatenate(captured)) if captured else b"")
         return False
 

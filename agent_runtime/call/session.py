@@ -8,11 +8,9 @@ Watchdog: a generation that sends no audio is replaced by the fallback line (nev
 
 from __future__ import annotations
 
-import inspect
 import logging
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 import numpy as np
@@ -23,6 +21,8 @@ from agent_runtime.agent.history import Conversation
 from agent_runtime.agent.orchestrator import Orchestrator, Outcome
 from agent_runtime.agent.speech_text import clean_for_speech
 from agent_runtime.audio.g711 import ulaw_decode
+from agent_runtime.call.handshake import HandshakeError, ReceiveText, read_start
+from agent_runtime.call.keypad import Keypad
 from agent_runtime.call.ledger import PlayoutLedger
 from agent_runtime.call.listener import SAMPLE_RATE, Heard, Listener
 from agent_runtime.call.playout import Playout
@@ -31,22 +31,17 @@ from agent_runtime.call.responder import Responder
 from agent_runtime.call.turn_book import TurnBook
 from agent_runtime.call.turns import EchoReference
 from agent_runtime.call.transfer import Transfer
-from agent_runtime.carrier.events import Dtmf, Mark, Media, Start, Stop, TransferAck
+from agent_runtime.carrier.events import Dtmf, Mark, Media, Stop, TransferAck
 from agent_runtime.carrier.media_stream import MediaStreamCodec
 from agent_runtime.runtime import CallRecord, Runtime, TurnTrace
 
 log = logging.getLogger("agent_runtime.call")
 
-ReceiveText = Callable[[], Awaitable[str | bytes | None]]  # None when the socket closed
+__all__ = ["CallSession", "CallerTurn", "HandshakeError"]
+
 SendText = Callable[[str], Awaitable[None]]
 
-HANDSHAKE_TIMEOUT_S = 10.0
-SUPPORTED_MEDIA_FORMAT = ("audio/x-mulaw", 8000, 1)  # what Rozper and Twilio always send (protocols.md §1)
 WATCHDOG_PERIOD_S = 0.25
-
-
-class HandshakeError(Exception):
-    """The stream did not open with a valid `start` carrying a valid session token."""
 
 
 @dataclass(slots=True)
@@ -54,6 +49,8 @@ class CallerTurn:
     audio: np.ndarray | None = None  # an utterance (int16, 8 kHz)
     text: str | None = None  # already text (DTMF)
     ended_at: float = 0.0
+    barged: bool = False  # the utterance interrupted the agent
+    speech_ms: float = 0.0  # from its first to its last voiced frame
 
 
 class CallSession:
@@ -72,40 +69,20 @@ class CallSession:
         self._is_greeting = False
         self._stalled = False
         self._said: list[str] = []  # the current generation's words, as sent to TTS
+        self._outcome = Outcome()  # the current generation's
+        self._unheard = ""  # words of the last interrupted generation the caller never heard
+        self._ending = False  # a goodbye or hang-up is under way: failures no longer escalate
         self._failures = 0  # answers in a row the model could not give
         self.end_reason: str | None = None  # set when we end the call ourselves
         self.transfer = Transfer(self)
         self._started_at = 0.0  # when `start` arrived: the greeting's clock starts there
         self.recorder: CallRecorder | None = None
 
-    # ---- handshake --------------------------------------------------------------------
     async def open(self) -> CallContext:
         """Reads `connected` and `start`; redeems the session token. Raises HandshakeError."""
-        with anyio.move_on_after(HANDSHAKE_TIMEOUT_S):
-            while True:
-                frame = await self._receive()
-                if frame is None:
-                    raise HandshakeError("socket closed before start")
-                event = self.codec.decode(frame)
-                if isinstance(event, Start):
-                    self._started_at = anyio.current_time()
-                    if (event.encoding, event.sample_rate, event.channels) != SUPPORTED_MEDIA_FORMAT:
-                        # Decoding A-law or 16 kHz as 8 kHz μ-law would feed the VAD and STT noise.
-                        raise HandshakeError(f"unsupported mediaFormat {event.encoding} {event.sample_rate} Hz x"
-                                             f"{event.channels}; this runtime takes audio/x-mulaw 8000 Hz mono")
-                    context = self.runtime.tokens.redeem(event.custom_parameters.get("session_token"))
-                    if context is None:
-                        raise HandshakeError("missing or invalid session_token")
-                    return CallContext(
-                        call_id=context.call_id,
-                        caller=event.from_ or event.custom_parameters.get("from") or context.caller,
-                        callee=event.to or event.custom_parameters.get("to") or context.callee,
-                        direction=event.direction or context.direction,
-                        custom_parameters={k: v for k, v in event.custom_parameters.items() if k != "session_token"},
-                    )
-                if isinstance(event, Stop):
-                    raise HandshakeError("stop before start")
-        raise HandshakeError("no start within timeout")
+        context = await read_start(self._receive, self.codec, self.runtime.tokens)
+        self._started_at = anyio.current_time()  # the greeting's clock starts at `start`
+        return context
 
     # ---- the call -----------------------------------------------------------------------
     async def run(self, context: CallContext) -> str:
@@ -125,10 +102,12 @@ class CallSession:
         self._fallback_line = render_template(agent.fallback_line, context, agent.variables)
         self.responder = Responder(runtime.providers.tts, self.playout, context.call_id)
         self.orchestrator = Orchestrator(
-            runtime.providers.llm, runtime.tools, context, self.conversation, self._fallback_line, agent.max_tool_rounds
+            runtime.providers.llm, runtime.tools, context, self.conversation, self._fallback_line, agent.max_tool_rounds,
+            filler_line=render_template(agent.filler_line, context, agent.variables),
         )
         self._context = context
         self._turns_send, turns_recv = anyio.create_memory_object_stream[CallerTurn](8)
+        self.keypad = Keypad(agent.on_dtmf, context, agent.turns.dtmf_gap_ms, self._queue_keys)
         runtime.call_started(record)
         reason = "transport_lost"
         try:
@@ -136,7 +115,8 @@ class CallSession:
                 self._call_scope = tg.cancel_scope
                 tg.start_soon(self._turn_loop, turns_recv)
                 tg.start_soon(self._watchdog)
-                reason = await self._receive_loop(tg)
+                tg.start_soon(self.keypad.run)
+                reason = await self._receive_loop()
                 tg.cancel_scope.cancel()
             reason = self.end_reason or reason
         finally:
@@ -160,7 +140,7 @@ class CallSession:
             self.closed = True
 
     # ---- receive loop: the per-frame path (no logging, no blocking) -------------------------
-    async def _receive_loop(self, tg: anyio.abc.TaskGroup) -> str:
+    async def _receive_loop(self) -> str:
         decode = self.codec.decode
         listener = self.listener
         recorder = self.recorder
@@ -192,7 +172,7 @@ class CallSession:
                 if recorder is not None:
                     recorder.mark(event.name, chunk is not None)
             elif isinstance(event, Dtmf):
-                await self._on_dtmf(event.digit, tg)
+                await self._on_dtmf(event.digit)
             elif isinstance(event, TransferAck):
                 self.transfer.acknowledged(event)
             elif isinstance(event, Stop):
@@ -203,7 +183,8 @@ class CallSession:
         if heard is Heard.TOO_LONG:
             log.info("caller turn hit max_turn_s (%s)", self.options.max_turn_action, extra={"call_id": self._context.call_id})
         if audio is not None:
-            self._queue_turn(CallerTurn(audio=audio))
+            self._queue_turn(CallerTurn(audio=audio, barged=self.listener.ready_barged,
+                                        speech_ms=self.listener.ready_speech_ms))
 
     def _queue_turn(self, turn: CallerTurn) -> None:
         turn.ended_at = anyio.current_time()
@@ -212,15 +193,13 @@ class CallSession:
         except anyio.WouldBlock:
             log.warning("caller turns backed up; dropping one", extra={"call_id": self._context.call_id})
 
-    async def _on_dtmf(self, digit: str, tg: anyio.abc.TaskGroup) -> None:
-        handler = self.runtime.agent.on_dtmf
-        if handler is not None:
-            result = handler(digit, self._context)
-            if inspect.isawaitable(result):
-                tg.start_soon(_await, result)
+    async def _on_dtmf(self, digit: str) -> None:
         if self.options.dtmf_interrupts and self.agent_speaking:
             await self._barge_in()
-        self._queue_turn(CallerTurn(text=f"(the caller pressed {digit} on the keypad)"))
+        self.keypad.press(digit)
+
+    def _queue_keys(self, keys: str) -> None:
+        self._queue_turn(CallerTurn(text=f"(the caller pressed {keys} on the keypad)"))
 
     @property
     def agent_speaking(self) -> bool:
@@ -238,6 +217,10 @@ class CallSession:
         generation = self._generation
         assert self.record is not None
         self.record.barge_ins += 1
+        # Only marks echoed before this `clear` count as heard, so what was missed is known now;
+        # if the caller only said "uh-huh", the turn loop says these words again (a false interruption).
+        heard = len(self.ledger.heard_text(generation).split())
+        self._unheard = " ".join(self._said[heard:])
         if self._generation_scope is not None:
             self._generation_scope.cancel()  # _generate records the heard text when it unwinds
         else:
@@ -262,7 +245,16 @@ class CallSession:
                 text = turn.text
                 if text is None and turn.audio is not None:
                     text = await self._transcribe(turn.audio, trace)
+                unheard, self._unheard = self._unheard, ""
                 if text is None:
+                    continue  # STT failed: the fallback line was spoken
+                if turn.barged and unheard and self.options.is_backchannel(text, turn.speech_ms):
+                    log.info("false interruption (%r, %.0f ms of speech): saying the missed words again", text,
+                             turn.speech_ms, extra={"call_id": self._context.call_id})
+                    await self._generate(trace, fixed_text=unheard)
+                    continue
+                if not text:
+                    log.info("empty transcript; staying silent on purpose", extra={"call_id": self._context.call_id})
                     continue
                 trace.user_text = text
                 self.conversation.add_user(text)
@@ -272,21 +264,21 @@ class CallSession:
                     return
 
     async def _transcribe(self, audio: np.ndarray, trace: TurnTrace) -> str | None:
+        """The caller's words ("" when there were none); None when STT failed (the fallback was spoken)."""
         try:
             with anyio.fail_after(self.options.stt_timeout_s):
                 text = (await self.runtime.providers.stt.transcribe(audio, SAMPLE_RATE)).strip()
         except Exception as exc:  # includes the timeout: the caller hears the fallback, not silence
             log.warning("stt failed (%s); speaking the fallback line", type(exc).__name__, extra={"call_id": self._context.call_id})
-            await self._generate(trace, fixed_text=self._fallback_line, remember=False)
+            await self._speak_fallback(trace)
+            await self._count_failure(True)
             return None
         trace.stages["stt_done"] = anyio.current_time()
-        if not text:
-            log.info("empty transcript; staying silent on purpose", extra={"call_id": self._context.call_id})
-            return None
         return text
 
     async def _generate(
-        self, trace: TurnTrace, fixed_text: str | None = None, greeting: bool = False, remember: bool = True
+        self, trace: TurnTrace, fixed_text: str | None = None, greeting: bool = False, remember: bool = True,
+        fallback: bool = False,
     ) -> None:
         """Runs one generation. Only its heard part stays in history when it is cut."""
         self._generation += 1
@@ -299,7 +291,7 @@ class CallSession:
         self._generation_started = anyio.current_time()
         self._is_greeting = greeting
         self._stalled = False
-        outcome = Outcome()
+        outcome = self._outcome = Outcome()
         self._said = outcome.said_words
         with anyio.CancelScope() as scope:
             self._generation_scope = scope
@@ -307,37 +299,47 @@ class CallSession:
                 outcome.said_words.extend(clean_for_speech(fixed_text).split())
                 if remember:
                     self.conversation.add_assistant(generation, fixed_text, (0, len(outcome.said_words)))
+                cached = await self.responder.say_line(trace, fixed_text, self.runtime.greetings)
                 if greeting:
-                    cached = await self.responder.greet(trace, fixed_text, self.runtime.greetings)
                     self.runtime.observer.metrics.greeting_cache.labels("hit" if cached else "miss").inc()
-                else:
-                    await self.responder.say(trace, fixed_text)
             else:
                 await self.responder.reply(trace, self.orchestrator, generation, outcome)
         self._generation_scope = None
         self._generation_done = True
-        trace.interrupted = scope.cancelled_caught
+        trace.interrupted = scope.cancelled_caught and not self._stalled
         if trace.interrupted:
             self._cut_history(generation)
         trace.reply_text = fixed_text if fixed_text is not None else " ".join(outcome.said_words)
         self._finish_trace(trace)
-        if self._stalled:
-            log.warning("generation %d sent no audio for %.1f s; speaking the fallback line", generation,
-                        self.options.no_audio_timeout_s, extra={"call_id": self._context.call_id})
-            await self.playout.clear()
-            outcome.failed = True
-            await self._generate(TurnTrace(generation=0), fixed_text=self._fallback_line, remember=False)
-        if fixed_text is None:
-            await self._count_failure(outcome.failed)
+        # Words that never became audio (a stalled or failing TTS or LLM) are silence: recover.
+        silent = self._stalled or (not trace.interrupted and bool(outcome.said_words)
+                                   and self.playout.first_frame_sent_at is None)
+        if silent:
+            self._cut_history(generation)  # history keeps only what was heard: little or nothing
+            if self._stalled:
+                await self.playout.clear()
+            why = f"sent no audio for {self.options.no_audio_timeout_s:.1f} s" if self._stalled else "TTS gave no audio"
+            if fallback:
+                log.error("generation %d (the fallback line) %s", generation, why, extra={"call_id": self._context.call_id})
+            else:
+                log.warning("generation %d %s; speaking the fallback line", generation, why, extra={"call_id": self._context.call_id})
+                await self._speak_fallback(TurnTrace(generation=0))
+        if (fixed_text is None or silent) and not fallback:  # a fallback's failure is its generation's
+            await self._count_failure(outcome.failed or silent)
+
+    async def _speak_fallback(self, trace: TurnTrace) -> None:
+        """The fallback line, not written into history (cached at start-up, so TTS is not needed)."""
+        await self._generate(trace, fixed_text=self._fallback_line, remember=False, fallback=True)
 
     async def _count_failure(self, failed: bool) -> None:
         """After repeated failures, a polite goodbye rather than a caller stuck in a loop."""
         self._failures = self._failures + 1 if failed else 0
-        if self._failures < self.runtime.agent.max_consecutive_failures:
+        if self._failures < self.runtime.agent.max_consecutive_failures or self._ending:
             return
+        self._ending = True
         log.warning("%d failed answers in a row; ending the call politely", self._failures, extra={"call_id": self._context.call_id})
         goodbye = render_template(self.runtime.agent.goodbye_line, self._context, self.runtime.agent.variables)
-        await self._generate(TurnTrace(generation=0), fixed_text=goodbye, remember=False)
+        await self._generate(TurnTrace(generation=0), fixed_text=goodbye, remember=False, fallback=True)
         await self.hang_up("failed")
 
     async def hand_off(self, queue: str, reason: str, summary: str) -> str:
@@ -369,6 +371,8 @@ class CallSession:
             await anyio.sleep(WATCHDOG_PERIOD_S)
             if self._generation_done or self._generation_scope is None or self._stalled:
                 continue
+            if self._outcome.tools_running:
+                continue  # a running tool is covered by its timeout and filler line (agent/orchestrator.py)
             now = anyio.current_time()
             last_audio = max(self.playout.last_audio_sent_at, self._generation_started)
             if now - last_audio > timeout and self.playout.queued_s() == 0.0:
@@ -383,10 +387,3 @@ class CallSession:
         self.record.turns.append(trace)
         self.runtime.observer.turn(self._context.call_id, trace.generation, trace.kind, trace.interrupted,
                                    started_epoch_s, trace.stages)
-
-
-async def _await(result: Awaitable[None]) -> None:
-    try:
-        await result
-    except Exception:
-        log.exception("dtmf handler failed")

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
+
+
+# What callers say to show they are listening, not to take the turn (lower case, as STT writes them).
+BACKCHANNEL_WORDS = frozenset({
+    "uh-huh", "uh", "huh", "mhm", "mm", "mmm", "hmm", "mm-hmm", "um", "ah", "oh", "yeah", "yes", "yep",
+    "ok", "okay", "right", "sure", "alright", "all", "got", "it", "i", "see", "cool", "fine", "good",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +50,21 @@ class TurnOptions:
     stt_timeout_s: float = 5.0
     # A DTMF key pressed while the agent talks interrupts it (as IVR callers expect).
     dtmf_interrupts: bool = True
+    # Keys pressed less than this apart reach the model as one input ("1234#"), not one turn each;
+    # `#` sends at once. Each key still reaches `on_dtmf` as it arrives.
+    dtmf_gap_ms: int = 600
+    # A false interruption: speech that stopped the agent but was at most this long and only a
+    # backchannel ("uh-huh", "okay") or no words at all (a cough). The agent then says the words
+    # the caller did not hear instead of starting a new turn, and the sound stays out of history.
+    # 0 turns resuming off.
+    backchannel_max_ms: int = 1000
+    backchannel_words: frozenset[str] = BACKCHANNEL_WORDS
 
     def __post_init__(self) -> None:
+        for option in fields(self):  # a wrong type gets the same clear message as a wrong value
+            if option.type in ("int", "float"):
+                value = getattr(self, option.name)
+                _check(isinstance(value, int | float) and not isinstance(value, bool), option.name, f"a number ({option.type})", value)
         _check(20 <= self.barge_in_min_speech_ms <= 2000, "barge_in_min_speech_ms", "20..2000 ms", self.barge_in_min_speech_ms)
         _check(-90.0 <= self.barge_in_min_dbfs <= 0.0, "barge_in_min_dbfs", "-90..0 dBFS", self.barge_in_min_dbfs)
         _check(0.0 <= self.echo_margin_db <= 40.0, "echo_margin_db", "0..40 dB", self.echo_margin_db)
@@ -55,6 +75,15 @@ class TurnOptions:
         _check(self.max_turn_action in ("end_turn", "discard"), "max_turn_action", "'end_turn' or 'discard'", self.max_turn_action)
         _check(0.5 <= self.no_audio_timeout_s <= 30.0, "no_audio_timeout_s", "0.5..30 s", self.no_audio_timeout_s)
         _check(0.5 <= self.stt_timeout_s <= 60.0, "stt_timeout_s", "0.5..60 s", self.stt_timeout_s)
+        _check(0 <= self.dtmf_gap_ms <= 5000, "dtmf_gap_ms", "0..5000 ms", self.dtmf_gap_ms)
+        _check(0 <= self.backchannel_max_ms <= 3000, "backchannel_max_ms", "0..3000 ms", self.backchannel_max_ms)
+
+    def is_backchannel(self, text: str, speech_ms: float) -> bool:
+        """True when an interrupting utterance was only a listener's noise (see backchannel_max_ms)."""
+        if speech_ms > self.backchannel_max_ms:
+            return False
+        words = [w.strip(".,!?;:").lower() for w in text.split()]
+        return all(w in self.backchannel_words for w in words if w)
 
 
 def _check(ok: bool, name: str, allowed: str, value: object) -> None:

@@ -254,6 +254,7 @@ class _SimulatedCarrier:
                 while dtmf and dtmf[0][0] <= self.tick * FRAME_S:
                     digit = dtmf.pop(0)[1]
                     result.dtmf_sent.append((anyio.current_time(), digit))
+                    waiting_since = now  # a key is caller input: the agent's answer to it is awaited
                     await self.send({"event": "dtmf", "streamSid": self.stream_sid,
                                      "dtmf": {"track": "inbound_track", "digit": digit}})
                 while raw_frames and raw_frames[0][0] <= self.tick * FRAME_S:
@@ -284,7 +285,7 @@ class _SimulatedCarrier:
                         audio = _scaled(nxt)
                         first, last = _voiced_range(audio)
                         speaking = (audio, 0, first, last)
-                    elif not pending and heard_reply and now - quiet_since >= script.hangup_after_s:
+                    elif not pending and not dtmf and heard_reply and now - quiet_since >= script.hangup_after_s:
                         break  # the agent answered the last utterance and finished: hang up
                     elif not heard_reply and now - waiting_since > script.reply_timeout_s:
                         break  # the agent never answered: hang up
