@@ -152,6 +152,19 @@ def api_routes(runtime: Runtime, idempotency: IdempotencyStore) -> list[Route]:
         data = [{"call_id": r.call_id, "caller": r.context.caller, "barge_ins": r.barge_ins} for r in runtime.active_calls.values()]
         return JSONResponse({"object": "list", "data": data})
 
+    async def call_detail(request: Request) -> Response:
+        call_id = request.path_params["call_id"]
+        record = runtime.active_calls.get(call_id) or next(
+            (r for r in reversed(runtime.finished_calls) if r.call_id == call_id), None)
+        if record is None:
+            return envelope(404, "not_found", "no such call among the active and the last 200 ended", request.state.request_id)
+        return JSONResponse({
+            "call_id": record.call_id, "caller": record.context.caller, "end_reason": record.end_reason,
+            "barge_ins": record.barge_ins, "malformed_frames": record.malformed_frames,
+            "transcript": [{"role": role, "text": text} for role, text in record.transcript],  # set when the call ends
+            "turns": [{"kind": t.kind, "interrupted": t.interrupted, "stages_ms": t.stages} for t in record.turns],
+        })
+
     async def metrics(request: Request) -> Response:
         # ~3 ms for a few hundred series: rendered in a worker thread so no call's frames wait on a scrape.
         body, content_type = await anyio.to_thread.run_sync(runtime.observer.metrics.render)
@@ -167,5 +180,6 @@ def api_routes(runtime: Runtime, idempotency: IdempotencyStore) -> list[Route]:
         Route("/v1/handoffs/{handoff_id}/claim", write_queues(transition("claim")), methods=["POST"]),
         Route("/v1/handoffs/{handoff_id}/complete", write_queues(transition("complete")), methods=["POST"]),
         Route("/v1/calls", guarded(runtime, "calls.read")(active_calls), methods=["GET"]),
+        Route("/v1/calls/{call_id}", read_transcripts(call_detail), methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
