@@ -22,6 +22,7 @@ from agent_runtime.agent.tools import ToolRegistry
 from agent_runtime.config import ServerConfig
 from agent_runtime.handoff.announce import relay
 from agent_runtime.handoff.store import QueueStore
+from agent_runtime.call.end_call_tool import end_call_tool
 from agent_runtime.handoff.tool import handoff_tool
 from agent_runtime.call.greeting import GreetingCache
 from agent_runtime.observability import Observer
@@ -111,6 +112,8 @@ class Runtime:
         self.emit_event = emit
         # The agent's tools, plus the built-in handoff tool when it names human queues.
         builtin = [handoff_tool(agent.handoff_queues)] if agent.handoff_queues else []
+        if agent.can_end_call:
+            builtin.append(end_call_tool())
         self.tools = ToolRegistry([*agent.tools, *builtin])
         self._emit_takes_id = _accepts_event_id(emit)
         self._relaying = anyio.Lock()

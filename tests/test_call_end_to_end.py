@@ -6,6 +6,7 @@ Real parts: uvicorn + WebSockets on a loopback port, the simulator as the carrie
 
 from __future__ import annotations
 
+import anyio
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ from agent_runtime.providers.openai_llm import OpenAILLM
 from agent_runtime.providers.pocketsphinx_stt import PocketsphinxSTT
 from agent_runtime.sim.caller import CallScript, Utterance, place_call
 from callkit import SECRET, caller_audio, live_agent
-from fakes.openai_server import text_reply
+from fakes.openai_server import ChatStream, text_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -95,3 +96,30 @@ async def test_line_noise_neither_wipes_the_greeting_nor_makes_turns(openai_serv
     assert record.transcript == [("assistant", record.turns[0].reply_text)]
     assert result.marks_echoed == result.marks_sent > 0
     assert openai_server.chat_requests() == []
+
+
+async def test_s14_stop_mid_reply_ends_the_call_and_its_llm_stream_within_a_second(openai_server, providers) -> None:  # noqa: ANN001
+    # The model is still writing (slowly) and the agent still speaking when the caller hangs up.
+    openai_server.push_chat(ChatStream(text_reply(REPLY + " " + REPLY), delay=0.3))
+    script = CallScript(utterances=[Utterance(caller_audio())], stop_after_s=13.0, max_duration_s=25)
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call(timeout_s=1.0)
+        with anyio.fail_after(1.0):
+            while openai_server.open_streams:  # the upstream HTTP stream was closed, not left running
+                await anyio.sleep(0.01)
+    assert result.turn_latencies_ms and result.clears == 0  # it was mid-reply: the reply had started
+    assert result.stop_sent_at is not None and record.ended_at is not None
+    assert record.ended_at - result.stop_sent_at < 1.0
+    assert record.end_reason == "completed" and agent.runtime.calls_ended == 1 and not agent.runtime.active_calls
+
+
+async def test_s14_stop_while_the_caller_is_being_transcribed_ends_the_call_within_a_second(openai_server, providers) -> None:  # noqa: ANN001
+    # `stop` lands while the offline STT (a worker process) is still decoding the caller's turn.
+    script = CallScript(utterances=[Utterance(caller_audio())], stop_after_s=8.9, max_duration_s=20)
+    async with live_agent(providers) as agent:
+        result = await place_call(agent.connect_url, script, SECRET)
+        record = await agent.ended_call(timeout_s=1.0)
+    assert result.stop_sent_at is not None and record.ended_at is not None
+    assert record.ended_at - result.stop_sent_at < 1.0
+    assert record.end_reason == "completed" and not agent.runtime.active_calls

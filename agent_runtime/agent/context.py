@@ -11,6 +11,8 @@ class CallControls(Protocol):
 
     async def hand_off(self, queue: str, reason: str, summary: str) -> str: ...
 
+    async def hang_up_after_speech(self, reason: str) -> str: ...
+
 
 @dataclass(frozen=True, slots=True)
 class CallContext:

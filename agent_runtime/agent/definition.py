@@ -75,6 +75,8 @@ class Agent:
     # After this many answers in a row that the model could not give, say goodbye and end the call.
     max_consecutive_failures: int = 3
     goodbye_line: str = "I'm sorry, I can't help right now. Please call again later. Goodbye."
+    # The model gets the built-in `end_call` tool, to hang up once the caller's business is done.
+    can_end_call: bool = True
     # Human queues the built-in `transfer_to_human` tool may hand callers to (none: no handoff tool).
     handoff_queues: tuple[str, ...] = ()
     handoff_line: str = "Let me connect you with a colleague who can help. One moment, please."

@@ -62,7 +62,7 @@ class Keypad:
             if inspect.iscoroutinefunction(handler):
                 await handler(digit, self._context)
             else:
-                result = await anyio.to_thread.run_sync(handler, digit, self._context)
+                result = await anyio.to_thread.run_sync(handler, digit, self._context, abandon_on_cancel=True)
                 if inspect.isawaitable(result):
                     await result
         except Exception:

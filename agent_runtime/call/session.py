@@ -72,6 +72,7 @@ class CallSession:
         self._outcome = Outcome()  # the current generation's
         self._unheard = ""  # words of the last interrupted generation the caller never heard
         self._ending = False  # a goodbye or hang-up is under way: failures no longer escalate
+        self._hang_up_reason: str | None = None  # the model asked to end the call (end_call tool)
         self._failures = 0  # answers in a row the model could not give
         self.end_reason: str | None = None  # set when we end the call ourselves
         self.transfer = Transfer(self)
@@ -259,6 +260,10 @@ class CallSession:
                 trace.user_text = text
                 self.conversation.add_user(text)
                 await self._generate(trace)
+                if self._hang_up_reason is not None:
+                    log.info("the agent ends the call (%s)", self._hang_up_reason, extra={"call_id": self._context.call_id})
+                    await self.hang_up("agent_hung_up")
+                    return
                 if self.transfer.accepted is not None:
                     await self.transfer.complete()  # the caller goes to people; this loop's work is done
                     return
@@ -345,6 +350,11 @@ class CallSession:
     async def hand_off(self, queue: str, reason: str, summary: str) -> str:
         """CallControls: accepted handoffs are stored before anything else happens."""
         return await self.transfer.accept(queue, reason, summary)
+
+    async def hang_up_after_speech(self, reason: str) -> str:
+        """CallControls: the call ends once this generation's words have played (their marks are back)."""
+        self._hang_up_reason = reason
+        return "ok: the call ends after your last words have played"
 
     async def wait_played(self, timeout_s: float) -> None:
         """Until the carrier confirmed every chunk of the current generation (or the timeout)."""

@@ -187,6 +187,7 @@ class _SimulatedCarrier:
                     self.transferred = True
             elif kind == "hangup":
                 result.hangups.append(msg["hangup"])
+                result.timeline.append((self.tick, "hangup", str(msg["hangup"].get("reason", ""))))
             elif kind == "clear":
                 result.clears += 1
                 result.timeline.append((self.tick, "clear", ""))
@@ -298,9 +299,12 @@ class _SimulatedCarrier:
                     return
                 if now - t_start > script.max_duration_s:
                     break
+                if script.stop_after_s is not None and now - t_start >= script.stop_after_s:
+                    break  # the caller hangs up mid-whatever
                 self.tick += 1
                 await anyio.sleep_until(t_start + self.tick * FRAME_S)
             result.stop_reason = "transferred" if self.transferred else "call_ended"
+            result.stop_sent_at = time.time()
             await self.send({"event": "stop", "streamSid": self.stream_sid,
                              "stop": {"accountSid": "AC_sim", "callSid": result.call_id, "reason": result.stop_reason}})
             result.hung_up = True

@@ -38,6 +38,7 @@ class CallScript:
     dtmf: list[tuple[float, str]] = field(default_factory=list)  # (media seconds, digit)
     raw_frames: list[tuple[float, str | bytes]] = field(default_factory=list)  # (media seconds, frame sent as is)
     drop_after_s: float | None = None  # the TCP connection dies then: no stop, no close frame
+    stop_after_s: float | None = None  # the caller hangs up then (`stop` and a normal close), whatever is playing
     extensions: tuple[str, ...] = ("stop_reason",)  # Rozper extensions announced on `start`
     media_format: tuple[str, int, int] = ("audio/x-mulaw", 8000, 1)  # start.mediaFormat: encoding, rate, channels
     transfer_answer: str = "accepted"  # how the carrier answers a `transfer` message
@@ -72,6 +73,7 @@ class CallResult:
     transfer_times: list[float] = field(default_factory=list)  # event-loop time each arrived
     hangups: list[dict] = field(default_factory=list)  # `hangup` messages the agent sent
     stop_reason: str | None = None  # the reason on the `stop` we sent
+    stop_sent_at: float | None = None  # wall-clock time (time.time) the `stop` went out
     after_stream: dict | None = None  # the document the `action` URL answered when the agent closed
 
     def clear_ticks(self) -> list[int]:

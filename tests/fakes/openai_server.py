@@ -56,6 +56,7 @@ class FakeOpenAIServer:
         self.speech_default: Callable[[dict[str, Any]], bytes] = tone_speech
         self.transcription_default: Callable[[dict[str, Any], bytes], str] = default_transcript
         self._closing = threading.Event()
+        self.open_streams = 0  # SSE responses still being written (a client that hung up closes its one)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -189,6 +190,14 @@ class FakeOpenAIServer:
         return StreamingResponse(self._sse(script, body), media_type="text/event-stream")
 
     async def _sse(self, script: ChatStream, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        self.open_streams += 1
+        try:
+            async for chunk in self._sse_chunks(script, body):
+                yield chunk
+        finally:
+            self.open_streams -= 1
+
+    async def _sse_chunks(self, script: ChatStream, body: dict[str, Any]) -> AsyncIterator[bytes]:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         for item in script.chunks:
             if script.delay and not await self._sleep(script.delay):
