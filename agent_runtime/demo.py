@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import replace
 from pathlib import Path
 
 from agent_runtime.agent.definition import Agent

@@ -8,42 +8,29 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
-from agent_runtime.agent.definition import Agent
 from agent_runtime.handoff.store import Handoff, HandoffEvent, SqliteQueueStore
 from agent_runtime.providers.base import Providers
 from agent_runtime.providers.espeak_tts import EspeakTTS
 from agent_runtime.providers.openai_llm import OpenAILLM
 from agent_runtime.providers.openai_stt import OpenAISTT
 from agent_runtime.sim.caller import CallScript, Utterance, place_call
+from handoffkit import SUMMARY, script_handoff, support_agent
 from callkit import SECRET, caller_audio, live_agent
-from fakes.openai_server import ToolCall, text_reply, tool_call_reply
 
 pytestmark = pytest.mark.anyio
 READER = "key_reader_0123456789"
 WRITER = "key_writer_0123456789"
 KEYS = ((READER, frozenset({"queues.read"})), (WRITER, frozenset({"queues.read", "queues.write", "transcripts.read"})))
-SUMMARY = "Caller wants a refund for order A-17."
 
 
 @pytest.fixture
 def providers(openai_client) -> Providers:  # noqa: ANN001
     return Providers(stt=OpenAISTT(openai_client), llm=OpenAILLM(openai_client, "gpt-4o-mini"), tts=EspeakTTS())
-
-
-def _support_agent() -> Agent:
-    return replace(Agent.from_prompts(), handoff_queues=("support", "billing"))
-
-
-def _script_handoff(openai_server) -> None:  # noqa: ANN001
-    openai_server.push_transcription("I want to talk to a human about my refund.")
-    args = '{"queue": "support", "reason": "caller_requested_human", "summary": "' + SUMMARY + '"}'
-    openai_server.push_chat(tool_call_reply([ToolCall("call_h", "transfer_to_human", [args])]))
 
 
 async def test_s15_transfer_by_stream_message_then_stop_transferred(openai_server, providers, tmp_path) -> None:  # noqa: ANN001
@@ -57,9 +44,9 @@ async def test_s15_transfer_by_stream_message_then_stop_transferred(openai_serve
         return result
 
     store.enqueue = timed_enqueue  # type: ignore[method-assign]
-    _script_handoff(openai_server)
+    script_handoff(openai_server)
     script = CallScript(utterances=[Utterance(caller_audio())], extensions=("stop_reason", "transfer", "hangup"))
-    async with live_agent(providers, _support_agent(), queue_store=store, api_keys=KEYS) as agent:
+    async with live_agent(providers, support_agent(), queue_store=store, api_keys=KEYS) as agent:
         result = await place_call(agent.connect_url, script, SECRET)
         record = await agent.ended_call()
         async with httpx.AsyncClient(base_url=agent.config.base_url) as api:
@@ -76,14 +63,14 @@ async def test_s15_transfer_by_stream_message_then_stop_transferred(openai_serve
     assert waiting["data"][0]["id"] == handoff.id and waiting["data"][0]["position"] == 1
     assert "transcript" not in waiting["data"][0]
     # The bridging line was spoken before the transfer.
-    assert record.transcript[-1] == ("assistant", _support_agent().handoff_line)
+    assert record.transcript[-1] == ("assistant", support_agent().handoff_line)
 
 
 async def test_s15_transfer_by_closing_the_stream_and_the_action_url(openai_server, providers, tmp_path) -> None:  # noqa: ANN001
     store = SqliteQueueStore(tmp_path / "queues.sqlite3")
-    _script_handoff(openai_server)
+    script_handoff(openai_server)
     script = CallScript(utterances=[Utterance(caller_audio())])  # a plain Twilio-like peer: no extensions
-    async with live_agent(providers, _support_agent(), queue_store=store) as agent:
+    async with live_agent(providers, support_agent(), queue_store=store) as agent:
         result = await place_call(agent.connect_url, script, SECRET)
         record = await agent.ended_call()
     assert record.end_reason == "transferred" and result.transfers == []

@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import anyio
 import httpx
 import pytest
 
-from agent_runtime.agent.definition import Agent
 from agent_runtime.call import transfer as transfer_module
 from agent_runtime.carrier.signatures import sign, verify
 from agent_runtime.handoff.store import SqliteQueueStore
@@ -28,12 +26,11 @@ from agent_runtime.sim.caller import CallScript, Utterance, place_call
 from agent_runtime.webhooks.backoff import Backoff
 from agent_runtime.webhooks.outbox import Outbox
 from agent_runtime.webhooks.service import OUTBOX_FILE, delivering
+from handoffkit import SUMMARY, script_handoff, support_agent
 from callkit import SECRET, LiveAgent, caller_audio, live_agent
-from fakes.openai_server import ToolCall, tool_call_reply
 from fakes.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.anyio
-SUMMARY = "Caller wants a refund for order A-17."
 READER = "key_reader_0123456789"
 HOOK_SECRETS = ("whsec_handoff_test_new_0123456789", "whsec_handoff_test_old_0123456789")
 
@@ -43,16 +40,6 @@ def providers(openai_client) -> Providers:  # noqa: ANN001
     return Providers(stt=OpenAISTT(openai_client), llm=OpenAILLM(openai_client, "gpt-4o-mini"), tts=EspeakTTS())
 
 
-def _support_agent() -> Agent:
-    return replace(Agent.from_prompts(), handoff_queues=("support", "billing"))
-
-
-def _script_handoff(openai_server) -> None:  # noqa: ANN001
-    openai_server.push_transcription("I want to talk to a human about my refund.")
-    args = '{"queue": "support", "reason": "caller_requested_human", "summary": "' + SUMMARY + '"}'
-    openai_server.push_chat(tool_call_reply([ToolCall("call_h", "transfer_to_human", [args])]))
-
-
 @asynccontextmanager
 async def agent_with_webhooks(
     providers: Providers, store: SqliteQueueStore, receiver: WebhookReceiver, data_dir: Path,
@@ -60,7 +47,7 @@ async def agent_with_webhooks(
     """The real server with the outbox and its delivery worker, sending to `receiver`."""
     outbox = Outbox(data_dir / OUTBOX_FILE, [receiver.url])
     async with delivering(outbox, HOOK_SECRETS, backoff=Backoff(base_s=0.05), timeout_s=2.0, poll_interval_s=0.05):
-        async with live_agent(providers, _support_agent(), queue_store=store, emit=outbox.enqueue, data_dir=str(data_dir),
+        async with live_agent(providers, support_agent(), queue_store=store, emit=outbox.enqueue, data_dir=str(data_dir),
                               webhook_urls=(receiver.url,), webhook_secrets=HOOK_SECRETS,
                               api_keys=((READER, frozenset({"queues.read"})),)) as agent:
             yield agent
@@ -93,7 +80,7 @@ async def test_a_failed_transfer_leaves_the_queue_and_emits_handoff_failed(
     # caller stays on the line past the (shortened) ack timeout, to hear what happens next.
     monkeypatch.setattr(transfer_module, "ACK_TIMEOUT_S", 1.0)
     store = SqliteQueueStore(tmp_path / "queues.sqlite3")
-    _script_handoff(openai_server)
+    script_handoff(openai_server)
     script = CallScript(utterances=[Utterance(caller_audio())], extensions=("stop_reason", "transfer", "hangup"),
                         transfer_answer=answer, hangup_after_s=4.0)  # type: ignore[arg-type]
     with WebhookReceiver() as receiver:
@@ -107,7 +94,7 @@ async def test_a_failed_transfer_leaves_the_queue_and_emits_handoff_failed(
 
     # The call went on: the caller heard the transfer-failed line.
     assert len(result.transfers) == 1 and record.end_reason == "completed"
-    assert record.transcript[-1] == ("assistant", _support_agent().transfer_failed_line)
+    assert record.transcript[-1] == ("assistant", support_agent().transfer_failed_line)
     # The queue no longer lists the caller; the record says why.
     handoff_id = result.transfers[0]["context"]["handoff_id"]
     assert await store.waiting("support") == [] and listed["data"] == []
@@ -127,9 +114,9 @@ async def test_a_failed_transfer_leaves_the_queue_and_emits_handoff_failed(
 
 async def test_action_transfer_survives_a_restart_before_the_after_stream_request(openai_server, providers, tmp_path: Path) -> None:  # noqa: ANN001
     db = tmp_path / "queues.sqlite3"
-    _script_handoff(openai_server)
+    script_handoff(openai_server)
     script = CallScript(utterances=[Utterance(caller_audio())])  # a plain peer: no transfer extension → `action`
-    async with live_agent(providers, _support_agent(), queue_store=SqliteQueueStore(db), data_dir=str(tmp_path)) as first:
+    async with live_agent(providers, support_agent(), queue_store=SqliteQueueStore(db), data_dir=str(tmp_path)) as first:
         result = await place_call(first.connect_url, script, SECRET)
         record = await first.ended_call()
     assert record.end_reason == "transferred"
@@ -141,7 +128,7 @@ async def test_action_transfer_survives_a_restart_before_the_after_stream_reques
 
     # That process is gone. The carrier's after-stream request (a retry, or the first one if the
     # process died right after closing the stream) reaches a new process on the same store.
-    async with live_agent(providers, _support_agent(), queue_store=SqliteQueueStore(db), data_dir=str(tmp_path)) as second:
+    async with live_agent(providers, support_agent(), queue_store=SqliteQueueStore(db), data_dir=str(tmp_path)) as second:
         again = await _signed_post(f"{second.config.base_url}/rozper/after-stream/{result.call_id}")
         other = await _signed_post(f"{second.config.base_url}/rozper/after-stream/CA_no_handoff")
         unsigned = await httpx.AsyncClient().post(f"{second.config.base_url}/rozper/after-stream/{result.call_id}", content=b"{}")

@@ -86,3 +86,22 @@ async def test_stt_failures_count_toward_the_polite_end() -> None:
     assert stt.calls == 2  # the third question was never asked: the call had ended
     assert len(result.turn_latencies_ms) == 2 and max(result.turn_latencies_ms) < 3000
     assert record.end_reason == "failed"
+
+
+async def test_an_idle_caller_is_asked_then_the_call_ends_politely() -> None:
+    tts = StandInTTS()
+    agent = Agent.from_prompts()
+    agent = replace(agent, turns=replace(agent.turns, idle_reprompt_s=3.0, idle_max_prompts=1))
+    # The caller never says a word and never hangs up.
+    script = CallScript(utterances=[], hangup_after_s=60.0, max_duration_s=40)
+    async with live_agent(Providers(stt=StandInSTT(), llm=StandInLLM(), tts=tts), agent) as live:
+        result = await place_call(live.connect_url, script, SECRET)
+        record = await live.ended_call()
+
+    assert record.end_reason == "caller_idle" and not result.hung_up
+    lines = [text for role, text in record.transcript if role == "assistant"]
+    assert lines[1:] == [agent.idle_line, agent.idle_goodbye_line]
+    # Each prompt came idle_reprompt_s after the previous words finished playing (media time).
+    audio_ticks = [tick for tick, kind, _ in result.timeline if kind == "media"]
+    gaps = [b - a for a, b in zip(audio_ticks, audio_ticks[1:]) if b - a > 10]
+    assert len(gaps) == 2 and all(3.0 <= gap * 0.02 <= 4.5 for gap in gaps), gaps

@@ -137,3 +137,12 @@ def test_bad_tools_fail_at_definition() -> None:
         ToolRegistry([f_str, f_str])
     with pytest.raises(ValueError, match="timeout_s"):
         tool(timeout_s=0)(f_str)
+
+
+def test_an_optional_call_context_is_injected_not_described() -> None:
+    def where_am_i(ctx: CallContext | None = None) -> str:
+        """Say which number is calling."""
+        return ctx.caller if ctx else "nobody"
+
+    t = Tool(where_am_i)
+    assert t.context_param == "ctx" and t.parameters["properties"] == {}

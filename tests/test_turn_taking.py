@@ -11,7 +11,6 @@ import time
 
 from dataclasses import replace
 
-import anyio
 import numpy as np
 import pytest
 

@@ -67,6 +67,9 @@ def _scripted(pattern: str, options: VadOptions) -> list:
         ({"hangover_ms": -1}, "hangover_ms"),
         ({"start_ms": -20}, "start_ms"),
         ({"warmup_ms": -1}, "warmup_ms"),
+        ({"hangover_ms": 800_000}, "hangover_ms"),  # seconds typed as ms
+        ({"start_ms": "60"}, "start_ms"),
+        ({"hangover_ms": True}, "hangover_ms"),
         ({"min_rms_dbfs": 3.0}, "min_rms_dbfs"),
     ],
 )

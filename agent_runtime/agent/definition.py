@@ -26,6 +26,8 @@ PROMPT_FILES: dict[str, tuple[str, bool]] = {
     "handoff_line": ("handoff.txt", False),
     "transfer_failed_line": ("transfer_failed.txt", False),
     "filler_line": ("filler.txt", False),
+    "idle_line": ("idle.txt", False),
+    "idle_goodbye_line": ("idle_goodbye.txt", False),
 }
 
 
@@ -84,6 +86,10 @@ class Agent:
     # Spoken while a tool without its own filler is still running after its filler delay
     # (ToolPolicy.filler_after_ms, 1.5 s by default), so the caller never waits in silence.
     filler_line: str = DEFAULT_FILLER_LINE
+    # Said when the caller has been silent for TurnOptions.idle_reprompt_s after the agent finished;
+    # after TurnOptions.idle_max_prompts of them, the goodbye and the hang-up.
+    idle_line: str = "Are you still there?"
+    idle_goodbye_line: str = "I haven't heard anything, so I'll end the call now. Please call back any time. Goodbye."
 
     def __post_init__(self) -> None:
         for attr in PROMPT_FILES:

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 import anyio
 import pydantic
@@ -99,7 +99,7 @@ class Tool:
         self.context_param: str | None = None
         for param in inspect.signature(fn).parameters.values():
             annotation = hints.get(param.name, Any)
-            if annotation is CallContext:
+            if annotation is CallContext or CallContext in get_args(annotation):  # also `CallContext | None`
                 self.context_param = param.name
                 continue
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):

@@ -61,12 +61,11 @@ class VadOptions:
             raise ValueError(f"VadOptions.mode must be an int in 0..3, got {self.mode!r}")
         if self.frame_ms not in _FRAME_MS:
             raise ValueError(f"VadOptions.frame_ms must be one of 10, 20, 30, got {self.frame_ms!r}")
-        if not isinstance(self.start_ms, int) or self.start_ms < 0:
-            raise ValueError(f"VadOptions.start_ms must be an int >= 0, got {self.start_ms!r}")
-        if not isinstance(self.hangover_ms, int) or self.hangover_ms < 0:
-            raise ValueError(f"VadOptions.hangover_ms must be an int >= 0, got {self.hangover_ms!r}")
-        if not isinstance(self.warmup_ms, int) or self.warmup_ms < 0:
-            raise ValueError(f"VadOptions.warmup_ms must be an int >= 0, got {self.warmup_ms!r}")
+        # Upper bounds catch unit mistakes (seconds typed as ms) that would leave callers unheard.
+        for name, most in (("start_ms", 1000), ("hangover_ms", 5000), ("warmup_ms", 2000)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most:
+                raise ValueError(f"VadOptions.{name} must be an int in 0..{most} ms, got {value!r}")
         if self.min_rms_dbfs is not None and not -120.0 <= self.min_rms_dbfs <= 0.0:
             raise ValueError(
                 f"VadOptions.min_rms_dbfs must be None or in -120.0..0.0 dBFS, got {self.min_rms_dbfs!r}"

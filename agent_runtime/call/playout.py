@@ -123,6 +123,11 @@ class Playout:
         self.clears_sent += 1
         await self._send(self._encode_clear())
 
+    @property
+    def play_end(self) -> float:
+        """Estimated event-loop time when the carrier finishes playing what we sent (0 after a clear)."""
+        return self._play_end
+
     def queued_s(self) -> float:
         """Seconds of our audio the carrier is estimated to still hold."""
         return max(0.0, self._play_end - anyio.current_time())

@@ -30,6 +30,7 @@ from agent_runtime.call.recording import CallRecorder, finish_recording, recorde
 from agent_runtime.call.responder import Responder
 from agent_runtime.call.turn_book import TurnBook
 from agent_runtime.call.turns import EchoReference
+from agent_runtime.call.watchdog import Watchdog
 from agent_runtime.call.transfer import Transfer
 from agent_runtime.carrier.events import Dtmf, Mark, Media, Stop, TransferAck
 from agent_runtime.carrier.media_stream import MediaStreamCodec
@@ -41,7 +42,6 @@ __all__ = ["CallSession", "CallerTurn", "HandshakeError"]
 
 SendText = Callable[[str], Awaitable[None]]
 
-WATCHDOG_PERIOD_S = 0.25
 
 
 @dataclass(slots=True)
@@ -51,6 +51,7 @@ class CallerTurn:
     ended_at: float = 0.0
     barged: bool = False  # the utterance interrupted the agent
     speech_ms: float = 0.0  # from its first to its last voiced frame
+    idle: bool = False  # not the caller's: the caller has been silent too long (TurnOptions.idle_reprompt_s)
 
 
 class CallSession:
@@ -63,26 +64,29 @@ class CallSession:
         self.closed = False
         self.record: CallRecord | None = None
         self._generation = 0
-        self._generation_scope: anyio.CancelScope | None = None
-        self._generation_done = True
-        self._generation_started = 0.0
+        self.generation_scope: anyio.CancelScope | None = None
+        self.generation_done = True
+        self.generation_started = 0.0
         self._is_greeting = False
-        self._stalled = False
+        self.stalled = False
         self._said: list[str] = []  # the current generation's words, as sent to TTS
-        self._outcome = Outcome()  # the current generation's
+        self.outcome = Outcome()  # the current generation's
         self._unheard = ""  # words of the last interrupted generation the caller never heard
-        self._ending = False  # a goodbye or hang-up is under way: failures no longer escalate
+        self.ending = False  # a goodbye or hang-up is under way: failures no longer escalate
         self._hang_up_reason: str | None = None  # the model asked to end the call (end_call tool)
+        self.turn_busy = False  # the turn loop is answering a turn
+        self.last_caller_turn_at = 0.0
+        self._idle_prompts = 0  # unanswered "are you still there?" prompts in a row
         self._failures = 0  # answers in a row the model could not give
         self.end_reason: str | None = None  # set when we end the call ourselves
         self.transfer = Transfer(self)
-        self._started_at = 0.0  # when `start` arrived: the greeting's clock starts there
+        self.started_at = 0.0  # when `start` arrived: the greeting's clock starts there
         self.recorder: CallRecorder | None = None
 
     async def open(self) -> CallContext:
         """Reads `connected` and `start`; redeems the session token. Raises HandshakeError."""
         context = await read_start(self._receive, self.codec, self.runtime.tokens)
-        self._started_at = anyio.current_time()  # the greeting's clock starts at `start`
+        self.started_at = anyio.current_time()  # the greeting's clock starts at `start`
         return context
 
     # ---- the call -----------------------------------------------------------------------
@@ -115,7 +119,7 @@ class CallSession:
             async with anyio.create_task_group() as tg:
                 self._call_scope = tg.cancel_scope
                 tg.start_soon(self._turn_loop, turns_recv)
-                tg.start_soon(self._watchdog)
+                tg.start_soon(Watchdog(self).run)
                 tg.start_soon(self.keypad.run)
                 reason = await self._receive_loop()
                 tg.cancel_scope.cancel()
@@ -189,6 +193,9 @@ class CallSession:
 
     def _queue_turn(self, turn: CallerTurn) -> None:
         turn.ended_at = anyio.current_time()
+        if not turn.idle:
+            self.last_caller_turn_at = turn.ended_at
+            self._idle_prompts = 0
         try:
             self._turns_send.send_nowait(turn)
         except anyio.WouldBlock:
@@ -205,7 +212,7 @@ class CallSession:
     @property
     def agent_speaking(self) -> bool:
         """Speaking = a generation is producing audio, or its audio is still queued at the carrier."""
-        return not self._generation_done or self.ledger.pending(self._generation) > 0
+        return not self.generation_done or self.ledger.pending(self._generation) > 0
 
     def _can_be_interrupted(self) -> bool:
         # The greeting cannot be wiped by line noise before a single frame of it went out.
@@ -222,11 +229,11 @@ class CallSession:
         # if the caller only said "uh-huh", the turn loop says these words again (a false interruption).
         heard = len(self.ledger.heard_text(generation).split())
         self._unheard = " ".join(self._said[heard:])
-        if self._generation_scope is not None:
-            self._generation_scope.cancel()  # _generate records the heard text when it unwinds
+        if self.generation_scope is not None:
+            self.generation_scope.cancel()  # _generate records the heard text when it unwinds
         else:
             self._cut_history(generation)
-        self._generation_done = True
+        self.generation_done = True
         await self.playout.clear()
 
     def _cut_history(self, generation: int) -> None:
@@ -237,36 +244,59 @@ class CallSession:
     async def _turn_loop(self, turns: MemoryObjectReceiveStream[CallerTurn]) -> None:
         agent = self.runtime.agent
         greeting = render_template(agent.greeting, self._context, agent.variables)
-        trace = TurnTrace(generation=0, stages={"end_of_speech": self._started_at or anyio.current_time()})
+        trace = TurnTrace(generation=0, stages={"end_of_speech": self.started_at or anyio.current_time()})
         await self._generate(trace, fixed_text=greeting, greeting=True)
         async with turns:
             async for turn in turns:
-                trace = TurnTrace(generation=0)
-                trace.stages["end_of_speech"] = turn.ended_at
-                text = turn.text
-                if text is None and turn.audio is not None:
-                    text = await self._transcribe(turn.audio, trace)
-                unheard, self._unheard = self._unheard, ""
-                if text is None:
-                    continue  # STT failed: the fallback line was spoken
-                if turn.barged and unheard and self.options.is_backchannel(text, turn.speech_ms):
-                    log.info("false interruption (%r, %.0f ms of speech): saying the missed words again", text,
-                             turn.speech_ms, extra={"call_id": self._context.call_id})
-                    await self._generate(trace, fixed_text=unheard)
-                    continue
-                if not text:
-                    log.info("empty transcript; staying silent on purpose", extra={"call_id": self._context.call_id})
-                    continue
-                trace.user_text = text
-                self.conversation.add_user(text)
-                await self._generate(trace)
-                if self._hang_up_reason is not None:
-                    log.info("the agent ends the call (%s)", self._hang_up_reason, extra={"call_id": self._context.call_id})
-                    await self.hang_up("agent_hung_up")
-                    return
-                if self.transfer.accepted is not None:
-                    await self.transfer.complete()  # the caller goes to people; this loop's work is done
-                    return
+                self.turn_busy = True
+                await self._answer(turn)
+                self.turn_busy = False
+                if self._hang_up_reason is not None or self.transfer.accepted is not None or self.ending:
+                    return  # the call is ending (hang-up, transfer or goodbye): this loop's work is done
+
+    async def _answer(self, turn: CallerTurn) -> None:
+        """One turn: transcribe, then reply (or resume after a false interruption, or re-prompt)."""
+        trace = TurnTrace(generation=0)
+        trace.stages["end_of_speech"] = turn.ended_at
+        if turn.idle:
+            await self._on_idle(trace)
+            return
+        text = turn.text
+        if text is None and turn.audio is not None:
+            text = await self._transcribe(turn.audio, trace)
+        unheard, self._unheard = self._unheard, ""
+        if text is None:
+            return  # STT failed: the fallback line was spoken
+        if turn.barged and unheard and self.options.is_backchannel(text, turn.speech_ms):
+            log.info("false interruption (%r, %.0f ms of speech): saying the missed words again", text,
+                     turn.speech_ms, extra={"call_id": self._context.call_id})
+            await self._generate(trace, fixed_text=unheard)
+            return
+        if not text:
+            log.info("empty transcript; staying silent on purpose", extra={"call_id": self._context.call_id})
+            return
+        trace.user_text = text
+        self.conversation.add_user(text)
+        await self._generate(trace)
+        if self._hang_up_reason is not None:
+            log.info("the agent ends the call (%s)", self._hang_up_reason, extra={"call_id": self._context.call_id})
+            await self.hang_up("agent_hung_up")
+        elif self.transfer.accepted is not None:
+            await self.transfer.complete()  # the caller goes to people
+
+    async def _on_idle(self, trace: TurnTrace) -> None:
+        agent = self.runtime.agent
+        if self._idle_prompts > self.options.idle_max_prompts:
+            log.info("caller silent after %d prompts; ending the call", self._idle_prompts - 1,
+                     extra={"call_id": self._context.call_id})
+            self.ending = True
+            goodbye = render_template(agent.idle_goodbye_line, self._context, agent.variables)
+            await self._generate(trace, fixed_text=goodbye)
+            await self.hang_up("caller_idle")
+            return
+        log.info("caller silent for %.0f s; asking if they are still there", self.options.idle_reprompt_s,
+                 extra={"call_id": self._context.call_id})
+        await self._generate(trace, fixed_text=render_template(agent.idle_line, self._context, agent.variables))
 
     async def _transcribe(self, audio: np.ndarray, trace: TurnTrace) -> str | None:
         """The caller's words ("" when there were none); None when STT failed (the fallback was spoken)."""
@@ -292,14 +322,14 @@ class CallSession:
         trace.kind = "greeting" if greeting else "reply" if fixed_text is None else "line"
         self.book.begin(trace)
         self.playout.begin(generation)
-        self._generation_done = False
-        self._generation_started = anyio.current_time()
+        self.generation_done = False
+        self.generation_started = anyio.current_time()
         self._is_greeting = greeting
-        self._stalled = False
-        outcome = self._outcome = Outcome()
+        self.stalled = False
+        outcome = self.outcome = Outcome()
         self._said = outcome.said_words
         with anyio.CancelScope() as scope:
-            self._generation_scope = scope
+            self.generation_scope = scope
             if fixed_text is not None:
                 outcome.said_words.extend(clean_for_speech(fixed_text).split())
                 if remember:
@@ -309,21 +339,21 @@ class CallSession:
                     self.runtime.observer.metrics.greeting_cache.labels("hit" if cached else "miss").inc()
             else:
                 await self.responder.reply(trace, self.orchestrator, generation, outcome)
-        self._generation_scope = None
-        self._generation_done = True
-        trace.interrupted = scope.cancelled_caught and not self._stalled
+        self.generation_scope = None
+        self.generation_done = True
+        trace.interrupted = scope.cancelled_caught and not self.stalled
         if trace.interrupted:
             self._cut_history(generation)
         trace.reply_text = fixed_text if fixed_text is not None else " ".join(outcome.said_words)
         self._finish_trace(trace)
         # Words that never became audio (a stalled or failing TTS or LLM) are silence: recover.
-        silent = self._stalled or (not trace.interrupted and bool(outcome.said_words)
+        silent = self.stalled or (not trace.interrupted and bool(outcome.said_words)
                                    and self.playout.first_frame_sent_at is None)
         if silent:
             self._cut_history(generation)  # history keeps only what was heard: little or nothing
-            if self._stalled:
+            if self.stalled:
                 await self.playout.clear()
-            why = f"sent no audio for {self.options.no_audio_timeout_s:.1f} s" if self._stalled else "TTS gave no audio"
+            why = f"sent no audio for {self.options.no_audio_timeout_s:.1f} s" if self.stalled else "TTS gave no audio"
             if fallback:
                 log.error("generation %d (the fallback line) %s", generation, why, extra={"call_id": self._context.call_id})
             else:
@@ -339,9 +369,9 @@ class CallSession:
     async def _count_failure(self, failed: bool) -> None:
         """After repeated failures, a polite goodbye rather than a caller stuck in a loop."""
         self._failures = self._failures + 1 if failed else 0
-        if self._failures < self.runtime.agent.max_consecutive_failures or self._ending:
+        if self._failures < self.runtime.agent.max_consecutive_failures or self.ending:
             return
-        self._ending = True
+        self.ending = True
         log.warning("%d failed answers in a row; ending the call politely", self._failures, extra={"call_id": self._context.call_id})
         goodbye = render_template(self.runtime.agent.goodbye_line, self._context, self.runtime.agent.variables)
         await self._generate(TurnTrace(generation=0), fixed_text=goodbye, remember=False, fallback=True)
@@ -374,20 +404,20 @@ class CallSession:
         self.end_reason = reason
         self._call_scope.cancel()
 
-    async def _watchdog(self) -> None:
-        """Never silent: a generation that should be speaking but sends nothing is replaced."""
-        timeout = self.options.no_audio_timeout_s
-        while True:
-            await anyio.sleep(WATCHDOG_PERIOD_S)
-            if self._generation_done or self._generation_scope is None or self._stalled:
-                continue
-            if self._outcome.tools_running:
-                continue  # a running tool is covered by its timeout and filler line (agent/orchestrator.py)
-            now = anyio.current_time()
-            last_audio = max(self.playout.last_audio_sent_at, self._generation_started)
-            if now - last_audio > timeout and self.playout.queued_s() == 0.0:
-                self._stalled = True
-                self._generation_scope.cancel()
+    def queue_idle_turn(self) -> None:
+        """Watchdog: the caller has been silent too long; the turn loop asks if they are still there."""
+        self._idle_prompts += 1
+        self._queue_turn(CallerTurn(idle=True))
+
+    @property
+    def turns_waiting(self) -> int:
+        return self._turns_send.statistics().current_buffer_used
+
+    def stall(self) -> None:
+        """Watchdog: the generation sent no audio for no_audio_timeout_s; `_generate` recovers."""
+        self.stalled = True
+        if self.generation_scope is not None:
+            self.generation_scope.cancel()
 
     def _finish_trace(self, trace: TurnTrace) -> None:
         self.book.finished(trace)  # published once its first mark is back (call/turn_book.py)

@@ -59,6 +59,11 @@ class TurnOptions:
     # 0 turns resuming off.
     backchannel_max_ms: int = 1000
     backchannel_words: frozenset[str] = BACKCHANNEL_WORDS
+    # Idle caller: this long after the agent's last words played (marks back) with no sound or key
+    # from the caller, the agent asks if they are still there (Agent.idle_line); after
+    # `idle_max_prompts` unanswered prompts it says Agent.idle_goodbye_line and hangs up. 0: off.
+    idle_reprompt_s: float = 10.0
+    idle_max_prompts: int = 2
 
     def __post_init__(self) -> None:
         for option in fields(self):  # a wrong type gets the same clear message as a wrong value
@@ -77,6 +82,9 @@ class TurnOptions:
         _check(0.5 <= self.stt_timeout_s <= 60.0, "stt_timeout_s", "0.5..60 s", self.stt_timeout_s)
         _check(0 <= self.dtmf_gap_ms <= 5000, "dtmf_gap_ms", "0..5000 ms", self.dtmf_gap_ms)
         _check(0 <= self.backchannel_max_ms <= 3000, "backchannel_max_ms", "0..3000 ms", self.backchannel_max_ms)
+        _check(self.idle_reprompt_s == 0 or 3.0 <= self.idle_reprompt_s <= 600.0, "idle_reprompt_s", "0 (off) or 3..600 s",
+               self.idle_reprompt_s)
+        _check(0 <= self.idle_max_prompts <= 10, "idle_max_prompts", "0..10", self.idle_max_prompts)
 
     def is_backchannel(self, text: str, speech_ms: float) -> bool:
         """True when an interrupting utterance was only a listener's noise (see backchannel_max_ms)."""

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from agent_runtime.audio.g711 import ulaw_decode, ulaw_encode
 from agent_runtime.carrier.instructions import ConnectStream, parse_rozper
 from agent_runtime.carrier.signatures import sign, sign_stream_url
-from agent_runtime.sim.playback import FRAME_BYTES, SILENCE, PlaybackBuffer
+from agent_runtime.sim.playback import SILENCE, PlaybackBuffer
 from agent_runtime.sim.script import CallResult, CallScript, Utterance
 
 FRAME_S = 0.02

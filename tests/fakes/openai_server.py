@@ -192,8 +192,8 @@ class FakeOpenAIServer:
     async def _sse(self, script: ChatStream, body: dict[str, Any]) -> AsyncIterator[bytes]:
         self.open_streams += 1
         try:
-            async for chunk in self._sse_chunks(script, body):
-                yield chunk
+            async for piece in self._sse_chunks(script, body):
+                yield piece
         finally:
             self.open_streams -= 1
 
