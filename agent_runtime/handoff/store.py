@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
+
+from agent_runtime.storage import ThreadConnections
 
 
 class HandoffNotFound(LookupError):
@@ -115,18 +116,12 @@ class SqliteQueueStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path)
         with self._db() as db:
             db.executescript(_SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # an accepted handoff survives power loss
-            self._local.db = db
-        return db
+        return self._connections.get()
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await anyio.to_thread.run_sync(fn, *args)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 import anyio
+
+from agent_runtime.storage import ThreadConnections
 
 TTL_S = 24 * 3600
 LEASE_S = 60.0  # an in-progress row older than this was left by a crashed process
@@ -47,7 +48,7 @@ class IdempotencyStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.lease_s = lease_s
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path, durable=False)
         # A row with status NULL is in progress (created_at is when it started).
         self._db().execute(
             "CREATE TABLE IF NOT EXISTS idempotency (scope TEXT, key TEXT, fingerprint TEXT, status INTEGER,"
@@ -55,11 +56,7 @@ class IdempotencyStore:
         )
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return self._connections.get()
 
     @staticmethod
     def fingerprint(method: str, path: str, body: bytes) -> str:

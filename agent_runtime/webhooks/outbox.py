@@ -13,7 +13,6 @@ retries it once the lease runs out. Several processes may share the file.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 import anyio
 
+from agent_runtime.storage import ThreadConnections
 from agent_runtime.webhooks.events import encode_event, new_event_id
 
 _SCHEMA = """
@@ -73,18 +73,12 @@ class Outbox:
         self.path = path
         self.urls = tuple(urls)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path)
         self._listeners: list[Callable[[], None]] = []
         self._db().executescript(_SCHEMA)
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # an enqueued event survives power loss
-            self._local.db = db
-        return db
+        return self._connections.get()
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """`listener()` runs in the event loop after each commit (wakes an idle worker)."""

@@ -8,12 +8,13 @@ retries for up to 24 h, and the margin covers clock skew and a long outage.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from enum import Enum
 from pathlib import Path
 
 import anyio
+
+from agent_runtime.storage import ThreadConnections
 
 KEEP_S = 48 * 3600.0
 LEASE_S = 60.0  # a claim older than this was left by a crashed process: take it over
@@ -30,7 +31,7 @@ class SeenEvents:
         self.path = path
         self.keep_s = keep_s
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path)
         self._db().executescript(
             "CREATE TABLE IF NOT EXISTS seen_events (id TEXT PRIMARY KEY, type TEXT NOT NULL,"
             " state TEXT NOT NULL, received_at REAL NOT NULL);"
@@ -38,13 +39,7 @@ class SeenEvents:
         )
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # a handled event stays handled after a crash
-            self._local.db = db
-        return db
+        return self._connections.get()
 
     def _claim(self, event_id: str, event_type: str) -> Claim:
         db = self._db()
