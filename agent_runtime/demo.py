@@ -64,6 +64,7 @@ def print_report(record: CallRecord, result: CallResult, recording: Path) -> Non
     for i, ms in enumerate(result.turn_latencies_ms, 1):
         print(f"turn {i}: caller's last speech frame → first agent audio {ms:.0f} ms")
     for trace in record.turns:
-        stages = ", ".join(f"{k} {v:.0f}" for k, v in trace.stages.items())
-        print(f"  generation {trace.generation} stages (ms from end of speech): {stages}")
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in trace.stages.items() if k != "end_of_speech")
+        origin = "the stream's start" if trace.kind == "greeting" else "the caller's end of speech"
+        print(f"  {trace.kind} (generation {trace.generation}), ms from {origin}: {stages}")
     print(f"recording (left caller, right agent): {recording}")
