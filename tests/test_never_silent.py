@@ -105,3 +105,18 @@ async def test_an_idle_caller_is_asked_then_the_call_ends_politely() -> None:
     audio_ticks = [tick for tick, kind, _ in result.timeline if kind == "media"]
     gaps = [b - a for a, b in zip(audio_ticks, audio_ticks[1:]) if b - a > 10]
     assert len(gaps) == 2 and all(3.0 <= gap * 0.02 <= 4.5 for gap in gaps), gaps
+
+
+async def test_a_caller_typing_a_long_entry_is_not_idle() -> None:
+    """Keys 450 ms apart (under dtmf_gap_ms) for longer than idle_reprompt_s: each key is the caller."""
+    agent = Agent.from_prompts()
+    agent = replace(agent, turns=replace(agent.turns, idle_reprompt_s=3.0, idle_max_prompts=1))
+    keys = "12345678901234"
+    script = CallScript(utterances=[], dtmf=[(5.0 + 0.45 * i, k) for i, k in enumerate(keys)], hangup_after_s=1.0,
+                        max_duration_s=40)
+    async with live_agent(Providers(stt=StandInSTT(), llm=StandInLLM(), tts=StandInTTS()), agent) as live:
+        await place_call(live.connect_url, script, SECRET)
+        record = await live.ended_call()
+    assert record.end_reason == "completed"
+    assert ("user", f"(the caller pressed {keys} on the keypad)") in record.transcript
+    assert agent.idle_line not in [text for _, text in record.transcript]

@@ -14,7 +14,9 @@ from agent_runtime.runtime import SessionTokens
 
 ReceiveText = Callable[[], Awaitable[str | bytes | None]]  # None when the socket closed
 
-HANDSHAKE_TIMEOUT_S = 10.0
+# A carrier sends `connected` and `start` right after the upgrade; a stream that has not, holds a
+# call slot for nothing (a slow-loris), so it is dropped soon.
+HANDSHAKE_TIMEOUT_S = 5.0
 SUPPORTED_MEDIA_FORMAT = ("audio/x-mulaw", 8000, 1)  # what Rozper and Twilio always send (protocols.md §1)
 
 

@@ -27,12 +27,16 @@ class Keypad:
         self._gap_s = gap_ms / 1000.0  # an entry ends at `#` or after this long without a key
         self._on_entry = on_entry
         self._send, self._keys = anyio.create_memory_object_stream[str](64)
+        self.dropped = 0
 
     def press(self, digit: str) -> None:
         try:
             self._send.send_nowait(digit)
         except anyio.WouldBlock:
-            log.warning("keypad digits backed up; dropping %r", digit, extra={"call_id": self._context.call_id})
+            self.dropped += 1
+            if self.dropped == 1:  # once: a flood of keys must not become a flood of log lines
+                log.warning("keypad keys arrive faster than they are handled; dropping (counted in Keypad.dropped)",
+                            extra={"call_id": self._context.call_id})
 
     async def run(self) -> None:
         entry: list[str] = []

@@ -75,8 +75,9 @@ class CallSession:
         self.ending = False  # a goodbye or hang-up is under way: failures no longer escalate
         self._hang_up_reason: str | None = None  # the model asked to end the call (end_call tool)
         self.turn_busy = False  # the turn loop is answering a turn
-        self.last_caller_turn_at = 0.0
+        self.last_caller_active_at = 0.0
         self._idle_prompts = 0  # unanswered "are you still there?" prompts in a row
+        self._turns_dropped = 0
         self._failures = 0  # answers in a row the model could not give
         self.end_reason: str | None = None  # set when we end the call ourselves
         self.transfer = Transfer(self)
@@ -86,6 +87,10 @@ class CallSession:
     async def open(self) -> CallContext:
         """Reads `connected` and `start`; redeems the session token. Raises HandshakeError."""
         context = await read_start(self._receive, self.codec, self.runtime.tokens)
+        if context.call_id in self.runtime.active_calls:
+            # Two streams under one call id would share its records, metrics and recording. No await
+            # between this check and `run` registering the call, so two streams cannot both pass.
+            raise HandshakeError(f"call {context.call_id} already has a live stream")
         self.started_at = anyio.current_time()  # the greeting's clock starts at `start`
         return context
 
@@ -194,14 +199,22 @@ class CallSession:
     def _queue_turn(self, turn: CallerTurn) -> None:
         turn.ended_at = anyio.current_time()
         if not turn.idle:
-            self.last_caller_turn_at = turn.ended_at
-            self._idle_prompts = 0
+            self._caller_active()
         try:
             self._turns_send.send_nowait(turn)
         except anyio.WouldBlock:
-            log.warning("caller turns backed up; dropping one", extra={"call_id": self._context.call_id})
+            self._turns_dropped += 1
+            if self._turns_dropped == 1:  # once per call: no log flood
+                log.warning("caller turns arrive faster than they are answered; dropping the newest",
+                            extra={"call_id": self._context.call_id})
+
+    def _caller_active(self) -> None:
+        """A key, a turn or a barge-in: the caller is there (the idle timer restarts)."""
+        self.last_caller_active_at = anyio.current_time()
+        self._idle_prompts = 0
 
     async def _on_dtmf(self, digit: str) -> None:
+        self._caller_active()
         if self.options.dtmf_interrupts and self.agent_speaking:
             await self._barge_in()
         self.keypad.press(digit)
@@ -225,6 +238,7 @@ class CallSession:
         generation = self._generation
         assert self.record is not None
         self.record.barge_ins += 1
+        self._caller_active()
         # Only marks echoed before this `clear` count as heard, so what was missed is known now;
         # if the caller only said "uh-huh", the turn loop says these words again (a false interruption).
         heard = len(self.ledger.heard_text(generation).split())

@@ -48,4 +48,4 @@ class Watchdog:
             return False
         if s.turns_waiting or s.transfer.accepted is not None:
             return False
-        return now - max(s.playout.play_end, s.last_caller_turn_at, s.started_at) >= after
+        return now - max(s.playout.play_end, s.last_caller_active_at, s.started_at) >= after

@@ -156,6 +156,7 @@ class MediaStreamCodec:
         self.sequence_gaps = 0
         self.last_sequence: int | None = None
         self.stream_sid: str | None = None
+        self.started = False  # a `start` was decoded
         self.extensions: frozenset[str] = frozenset(extensions)
         self._media_prefix = ""
         self._mark_prefix = ""
@@ -192,6 +193,8 @@ class MediaStreamCodec:
         if isinstance(msg, _WConnected):
             event = Connected(msg.protocol, msg.version)
         elif isinstance(msg, _WStart):
+            if self.started:
+                return self._reject("second_start")  # a stream has one start: its sid and extensions stay
             b = msg.start
             sid = b.stream_sid or msg.stream_sid
             if not sid:
@@ -204,6 +207,7 @@ class MediaStreamCodec:
             )  # fmt: skip
             self._set_stream_sid(sid)
             self.extensions = event.extensions
+            self.started = True
         elif isinstance(msg, _WDtmf):
             if msg.dtmf.digit not in DTMF_DIGITS:
                 return self._reject("value")

@@ -66,8 +66,9 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
         if not sep:
             raise SignatureError(SignatureError.MALFORMED)
         if key == "t":
-            # ASCII digits only: int() alone would accept " 12", "1_0", "١٢".
-            if timestamp is not None or not (value.isascii() and value.isdigit()):
+            # ASCII digits only: int() alone would accept " 12", "1_0", "١٢"; at most 12 of them,
+            # so a hostile 5000-digit `t` is malformed rather than an overflow in the clock check.
+            if timestamp is not None or not (value.isascii() and value.isdigit() and len(value) <= 12):
                 raise SignatureError(SignatureError.MALFORMED)
             timestamp = int(value)
         elif key == "v1":

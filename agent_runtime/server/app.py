@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,13 +24,17 @@ from agent_runtime.server.api import api_routes
 from agent_runtime.server.errors import EXCEPTION_HANDLERS, envelope
 from agent_runtime.server.idempotency import IdempotencyStore
 from agent_runtime.runtime import Runtime
-from agent_runtime.server.edge import check_rozper_body, check_stream_upgrade, check_twilio_form, twilio_params, twilio_url
+from agent_runtime.server.edge import (
+    BodyTooLarge, check_rozper_body, check_stream_upgrade, check_twilio_form, read_body, twilio_params, twilio_url,
+)
 from agent_runtime.webhooks.inbound import webhook_endpoint
 from agent_runtime.webhooks.service import build_inbound
 
 log = logging.getLogger("agent_runtime.server")
 
 MAX_CONNECT_BODY = 64 * 1024
+# Carrier call ids go into URLs and logs: Rozper's and Twilio's are short, plain tokens.
+CALL_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 def error(status: int, code: str, message: str) -> JSONResponse:
@@ -39,7 +45,7 @@ def error(status: int, code: str, message: str) -> JSONResponse:
 def _connect_instructions(runtime: Runtime, context: CallContext, dialect: str, record: bool = False) -> VoiceInstructions:
     token = runtime.tokens.issue(context)
     # When the runtime closes the stream to hand the caller over, the carrier asks `action` what's next.
-    action = f"{runtime.config.base_url}/{dialect}/after-stream/{context.call_id}"
+    action = f"{runtime.config.base_url}/{dialect}/after-stream/{quote(context.call_id, safe='')}"
     parameters = {"session_token": token, "call_id": context.call_id}
     if record:  # comes back in start.customParameters: the session records (call/recording.py)
         parameters["record"] = "true"
@@ -68,20 +74,31 @@ def create_app(runtime: Runtime) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "active_calls": len(runtime.active_calls)})
 
-    async def rozper_voice(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_CONNECT_BODY:
-            return error(413, "bad_request", "body too large")
+    async def rozper_checked(request: Request, what: str) -> tuple[dict[str, Any], Response | None]:
+        """A signed Rozper event's `data`, or the error answer (413, 401, 400)."""
+        try:
+            body = await read_body(request, MAX_CONNECT_BODY)
+        except BodyTooLarge:
+            return {}, error(413, "bad_request", f"body over {MAX_CONNECT_BODY} bytes")
         problem = check_rozper_body(config, request.headers, body)
         if problem:
-            log.warning("call-connect refused: %s", problem)
-            return error(401, "unauthorized", "signature verification failed")
+            log.warning("%s refused: %s", what, problem)
+            return {}, error(401, "unauthorized", "signature verification failed")
         try:
-            event = json.loads(body)
-            data: dict[str, Any] = event["data"]
-            call_id = str(data.get("call_id") or runtime.new_call_id())
+            data = json.loads(body)["data"]
         except (ValueError, KeyError, TypeError):
-            return error(400, "bad_request", "body must be a call event with a data object")
+            data = None
+        if not isinstance(data, dict):
+            return {}, error(400, "bad_request", "body must be a call event with a data object")
+        return data, None
+
+    async def rozper_voice(request: Request) -> Response:
+        data, refused = await rozper_checked(request, "call-connect")
+        if refused is not None:
+            return refused
+        call_id = str(data.get("call_id") or runtime.new_call_id())
+        if not CALL_ID.fullmatch(call_id):
+            return error(422, "invalid_param", "data.call_id: 1-128 letters, digits, or _ . : -")
         context = CallContext(
             call_id=call_id,
             caller=str(data.get("from", "unknown")),
@@ -92,14 +109,22 @@ def create_app(runtime: Runtime) -> Starlette:
         return JSONResponse(render_rozper(_connect_instructions(runtime, context, "rozper", record)))
 
     async def rozper_after_stream(request: Request) -> Response:
-        problem = check_rozper_body(config, request.headers, await request.body())
-        if problem:
-            log.warning("after-stream refused: %s", problem)
-            return error(401, "unauthorized", "signature verification failed")
-        return JSONResponse(render_rozper(await _after_stream(runtime, request.path_params["call_id"])))
+        data, refused = await rozper_checked(request, "after-stream")
+        if refused is not None:
+            return refused
+        call_id = request.path_params["call_id"]
+        if data.get("call_id", call_id) != call_id:  # a signed event about another call must not read this one's transfer
+            return error(400, "bad_request", "data.call_id does not match the call in the URL")
+        return JSONResponse(render_rozper(await _after_stream(runtime, call_id)))
 
     async def twilio_checked(request: Request, what: str) -> tuple[dict[str, list[str]], Response | None]:
-        params = await twilio_params(request)
+        if "x-twilio-signature" not in request.headers and not config.unsigned_allowed:
+            log.warning("twilio %s refused: missing X-Twilio-Signature", what)
+            return {}, error(403, "forbidden", "signature verification failed")
+        try:
+            params = twilio_params(await read_body(request, MAX_CONNECT_BODY))
+        except BodyTooLarge:
+            return {}, error(413, "bad_request", f"body over {MAX_CONNECT_BODY} bytes")
         problem = check_twilio_form(config, request.headers, twilio_url(config, request), params)
         if problem:
             log.warning("twilio %s refused: %s", what, problem)
@@ -121,8 +146,11 @@ def create_app(runtime: Runtime) -> Starlette:
         def first(name: str, default: str) -> str:
             return (params.get(name) or [default])[0] or default
 
+        call_id = first("CallSid", "") or runtime.new_call_id()
+        if not CALL_ID.fullmatch(call_id):
+            return error(422, "invalid_param", "CallSid: 1-128 letters, digits, or _ . : -")
         context = CallContext(
-            call_id=first("CallSid", "") or runtime.new_call_id(),
+            call_id=call_id,
             caller=first("From", "unknown"),
             callee=first("To", "unknown"),
             direction=first("Direction", "inbound"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
@@ -39,11 +40,30 @@ def twilio_url(config: ServerConfig, request: Request) -> str:
     return config.base_url + request.url.path + (f"?{query}" if query else "")
 
 
-async def twilio_params(request: Request) -> TwilioParams:
-    """The form's parameters, every value of a repeated name kept (Twilio signs them all)."""
+class BodyTooLarge(Exception):
+    """The request body is over the edge's limit; answered 413 before it is all read."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, read in chunks and given up on past `limit` bytes (checked before any
+    signature, so an unsigned client cannot make the server buffer hundreds of MB)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def twilio_params(body: bytes) -> TwilioParams:
+    """The urlencoded form's parameters (Twilio posts no other kind), every value of a repeated
+    name kept (Twilio signs them all). Parsed by hand: no multipart, no temporary files."""
     params: TwilioParams = {}
-    for name, value in (await request.form()).multi_items():
-        params.setdefault(name, []).append(value if isinstance(value, str) else value.filename or "")
+    for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        params.setdefault(name, []).append(value)
     return params
 
 

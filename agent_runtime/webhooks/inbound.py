@@ -20,6 +20,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from agent_runtime.server.edge import BodyTooLarge, read_body
 from agent_runtime.carrier.signatures import DEFAULT_TOLERANCE_S, SignatureError, verify
 from agent_runtime.server.errors import error_body, new_request_id
 from agent_runtime.webhooks.seen import Claim, SeenEvents
@@ -97,8 +98,9 @@ def webhook_endpoint(inbound: InboundWebhooks) -> Callable[[Request], Awaitable[
     """The Starlette endpoint for `POST /rozper/webhooks`: raw bytes in, verdict out."""
 
     async def endpoint(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BodyTooLarge:
             status, payload = _error(413, "bad_request", "body too large")
             return JSONResponse(payload, status_code=status)
         status, payload = await inbound.receive(request.headers.get("rozper-signature"), body)
