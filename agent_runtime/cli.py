@@ -70,6 +70,12 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def _existing(path: str) -> Path:
+    if not Path(path).is_file():
+        raise ConfigError(f"--wav {path}: no such file")
+    return Path(path)
+
+
 def _agent(args: argparse.Namespace):  # noqa: ANN202 - Agent, imported lazily
     from agent_runtime.agent.loading import load_agent
 
@@ -81,13 +87,13 @@ def _agent(args: argparse.Namespace):  # noqa: ANN202 - Agent, imported lazily
 
 def cmd_call(args: argparse.Namespace) -> None:
     import httpx
-    from websockets.exceptions import InvalidHandshake
+    from websockets.exceptions import InvalidHandshake, InvalidStatus
 
     from agent_runtime.audio.wav import read_wav_mono, write_wav
     from agent_runtime.sim.caller import CallScript, Utterance, place_call
     from agent_runtime.sim.transcript import fetch_transcript
 
-    audio, _ = read_wav_mono(Path(args.wav), 8000)
+    audio, _ = read_wav_mono(_existing(args.wav), 8000)
     script = CallScript(utterances=[Utterance(audio)])
     # The carrier signs with the agent's secret: export the same ROZPER_SIGNING_SECRETS as the server.
     secret = os.environ.get("ROZPER_SIGNING_SECRETS", "").split(",")[0].strip() or None
@@ -108,6 +114,9 @@ def cmd_call(args: argparse.Namespace) -> None:
     except httpx.HTTPStatusError as exc:  # a wrong URL or secret: say so, no traceback
         hint = " (export the server's ROZPER_SIGNING_SECRETS here too)" if exc.response.status_code == 401 else ""
         sys.exit(f"call failed: {exc.request.url} answered {exc.response.status_code}{hint}")
+    except InvalidStatus as exc:
+        sys.exit(f"call failed: the agent refused the media stream ({exc.response.status_code}): it is at its call "
+                 "limit (AGENT_MAX_CALLS), or the stream's signature did not verify")
     except (OSError, httpx.HTTPError, InvalidHandshake) as exc:
         sys.exit(f"call failed: {type(exc).__name__}: {exc} (is the agent running, and is AGENT_PUBLIC_URL "
                  "reachable from here? Unset it for a local test)")
@@ -120,8 +129,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     agent = _agent(args)
 
     async def main() -> None:
-        record, result = await run_demo(Path(args.wav) if args.wav else DEFAULT_CALLER_AUDIO, recording, agent)
-        print_report(record, result, recording)
+        record, result = await run_demo(_existing(args.wav) if args.wav else DEFAULT_CALLER_AUDIO, recording, agent)
+        print_report(record, result, recording, agent.vad.hangover_ms)
 
     _run(main)
 

@@ -54,7 +54,7 @@ async def run_demo(caller_wav: Path, recording: Path, agent: Agent | None = None
     return record, result
 
 
-def print_report(record: CallRecord, result: CallResult, recording: Path) -> None:
+def print_report(record: CallRecord, result: CallResult, recording: Path, hangover_ms: int) -> None:
     print("\nconversation:")
     for role, text in record.transcript:
         print(f"  {'agent ' if role == 'assistant' else 'caller'}: {text}")
@@ -62,7 +62,8 @@ def print_report(record: CallRecord, result: CallResult, recording: Path) -> Non
     if result.greeting_latency_ms is not None:
         print(f"greeting: first audio {result.greeting_latency_ms:.0f} ms after the stream opened")
     for i, ms in enumerate(result.turn_latencies_ms, 1):
-        print(f"turn {i}: caller's last speech frame → first agent audio {ms:.0f} ms")
+        print(f"turn {i}: caller's last speech frame → first agent audio {ms:.0f} ms "
+              f"(of which {hangover_ms} ms is the end-of-turn silence the runtime waits for)")
     for trace in record.turns:
         stages = ", ".join(f"{k} {v:.0f}" for k, v in trace.stages.items() if k != "end_of_speech")
         origin = "the stream's start" if trace.kind == "greeting" else "the caller's end of speech"

@@ -25,6 +25,7 @@ from agent_runtime.audio.g711 import ulaw_decode, ulaw_encode
 from agent_runtime.audio.resample import StreamResampler
 from agent_runtime.audio.wav import parse_wav_header
 from agent_runtime.providers.base import TextDelta, ToolCallRequest
+from agent_runtime.config import ConfigError
 from agent_runtime.providers.factory import build_providers
 from agent_runtime.providers.openai_llm import OpenAILLM
 from agent_runtime.providers.openai_stt import OpenAISTT
@@ -317,8 +318,21 @@ def test_settings_validate_choices() -> None:
 
 
 def test_explicit_openai_without_key_fails_clearly() -> None:
-    with pytest.raises(RuntimeError, match="OPENAI_API_KEY"):
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         build_providers(ProviderSettings(llm="openai", stt="openai", tts="openai"))
+    with pytest.raises(ConfigError, match="AGENT_TTS='festival'"):
+        ProviderSettings.from_env({"AGENT_TTS": "festival"})
+
+
+def test_auto_uses_a_local_openai_compatible_server_for_the_llm_only() -> None:
+    """OPENAI_BASE_URL alone (Ollama, vLLM, llama.cpp server): the model there, speech offline."""
+    local = ProviderSettings.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"})
+    assert [local.uses_openai(s) for s in ("llm", "stt", "tts")] == [True, False, False]
+    keyed = ProviderSettings.from_env({"OPENAI_API_KEY": "sk-test"})
+    assert [keyed.uses_openai(s) for s in ("llm", "stt", "tts")] == [True, True, True]
+    offline = ProviderSettings.from_env({})
+    assert [offline.uses_openai(s) for s in ("llm", "stt", "tts")] == [False, False, False]
+    assert not ProviderSettings.from_env({"OPENAI_API_KEY": "sk-test", "AGENT_STT": "pocketsphinx"}).uses_openai("stt")
 
 
 def test_fake_validates_strictly() -> None:

@@ -6,9 +6,12 @@ Optional engines are checked here, so a missing extra fails at start-up with the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import openai
 
+from agent_runtime.config import ConfigError
 from agent_runtime.providers import standin
 from agent_runtime.providers.base import LLM, STT, TTS, Providers
 from agent_runtime.providers.settings import ProviderSettings
@@ -28,12 +31,7 @@ OPENAI_MAX_RETRIES = 0
 
 
 def build_providers(settings: ProviderSettings) -> Providers:
-    has_key = settings.openai_api_key is not None
-    use_openai = {
-        "llm": settings.llm == "openai" or (settings.llm == "auto" and has_key),
-        "stt": settings.stt == "openai" or (settings.stt == "auto" and has_key),
-        "tts": settings.tts == "openai" or (settings.tts == "auto" and has_key),
-    }
+    use_openai = {stage: settings.uses_openai(stage) for stage in ("llm", "stt", "tts")}
     # One client (one connection pool) shared by the three OpenAI adapters.
     client = _openai_client(settings) if any(use_openai.values()) else None
     names: dict[str, str] = {}
@@ -50,7 +48,7 @@ def build_providers(settings: ProviderSettings) -> Providers:
     else:
         from agent_runtime.providers.local_llm import LocalLLM
 
-        LocalLLM.check_available()
+        _require(LocalLLM.check_available)
         llm = LocalLLM()
         names["llm"] = "local:SmolLM2-135M-Instruct"
 
@@ -66,7 +64,7 @@ def build_providers(settings: ProviderSettings) -> Providers:
     else:
         from agent_runtime.providers.pocketsphinx_stt import PocketsphinxSTT
 
-        PocketsphinxSTT.check_available()
+        _require(PocketsphinxSTT.check_available)
         stt = PocketsphinxSTT()
         names["stt"] = "pocketsphinx:en-us"
 
@@ -82,7 +80,7 @@ def build_providers(settings: ProviderSettings) -> Providers:
     else:
         from agent_runtime.providers.espeak_tts import EspeakTTS
 
-        EspeakTTS.check_available()
+        _require(EspeakTTS.check_available)
         tts = EspeakTTS()
         names["tts"] = "espeak-ng:en-us"
 
@@ -93,7 +91,7 @@ def _openai_client(settings: ProviderSettings) -> openai.AsyncOpenAI:
     api_key = settings.openai_api_key
     if api_key is None:
         if settings.openai_base_url is None:
-            raise RuntimeError(
+            raise ConfigError(
                 "an OpenAI provider was selected (AGENT_LLM/AGENT_STT/AGENT_TTS=openai) but "
                 "OPENAI_API_KEY is not set; set it, or set OPENAI_BASE_URL for a local server"
             )
@@ -101,3 +99,11 @@ def _openai_client(settings: ProviderSettings) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
         api_key=api_key, base_url=settings.openai_base_url, max_retries=OPENAI_MAX_RETRIES, timeout=OPENAI_TIMEOUT
     )
+
+
+def _require(check: Callable[[], None]) -> None:
+    """A missing offline engine stops start-up with its `pip install` line (a ConfigError)."""
+    try:
+        check()
+    except RuntimeError as exc:
+        raise ConfigError(f"{exc} (or set OPENAI_API_KEY to use OpenAI's engines)") from exc

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
+from agent_runtime.config import ConfigError
+
 # "standin": zero-latency fixed replies for benchmarking the runtime (providers/standin.py).
 LLMChoice = Literal["auto", "openai", "local", "standin"]
 STTChoice = Literal["auto", "openai", "pocketsphinx", "standin"]
@@ -16,7 +18,15 @@ DEFAULT_LLM_MODEL = "gpt-4o-mini"
 
 @dataclass(frozen=True, slots=True)
 class ProviderSettings:
-    """"auto" means the OpenAI-compatible endpoint when an API key is set, else offline."""
+    """Which engine each stage uses. "auto" picks, per stage:
+
+    - LLM: the OpenAI-compatible endpoint when OPENAI_API_KEY or OPENAI_BASE_URL is set (a local
+      vLLM, Ollama or llama.cpp server needs only the URL), else the offline model;
+    - STT and TTS: the endpoint's audio API when OPENAI_API_KEY is set (a URL alone means a local
+      server, which has none), else pocketsphinx and eSpeak NG.
+    Explicit values: AGENT_LLM=openai|local, AGENT_STT=openai|pocketsphinx, AGENT_TTS=openai|espeak,
+    and standin for all three (benchmarks).
+    """
 
     openai_api_key: str | None = None
     openai_base_url: str | None = None
@@ -33,7 +43,16 @@ class ProviderSettings:
         for name, kind in (("llm", LLMChoice), ("stt", STTChoice), ("tts", TTSChoice)):
             value = getattr(self, name)
             if value not in get_args(kind):
-                raise ValueError(f"{name}={value!r}; expected one of {get_args(kind)}")
+                raise ConfigError(f"AGENT_{name.upper()}={value!r}: use one of {', '.join(get_args(kind))}")
+
+    def uses_openai(self, stage: str) -> bool:
+        """Whether `stage` ("llm", "stt", "tts") goes to the OpenAI-compatible endpoint (see above)."""
+        choice = getattr(self, stage)
+        if choice != "auto":
+            return choice == "openai"
+        if stage == "llm":
+            return self.openai_api_key is not None or self.openai_base_url is not None
+        return self.openai_api_key is not None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ProviderSettings:

@@ -24,6 +24,7 @@ class AppointmentBook:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("""CREATE TABLE IF NOT EXISTS appointments (
@@ -78,7 +79,9 @@ class AppointmentBook:
 
 
 def build_agent(db_path: str | None = None) -> Agent:
-    book = AppointmentBook(Path(db_path or os.environ.get("BOOKING_DB", "appointments.sqlite3")))
+    # Beside the runtime's own stores (AGENT_DATA_DIR, default ./data), not in the working folder.
+    default = Path(os.environ.get("AGENT_DATA_DIR", "data")) / "appointments.sqlite3"
+    book = AppointmentBook(Path(db_path or os.environ.get("BOOKING_DB", str(default))))
     tools = ToolRegistry([
         Tool(book.find_free_slots, policy=ToolPolicy(timeout_s=3)),
         # confirm=True: the runtime refuses the first call and books only when the model calls
