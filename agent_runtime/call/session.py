@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import anyio
 import numpy as np
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from agent_runtime.agent.definition import CallContext, render_template
 from agent_runtime.agent.history import Conversation
@@ -24,11 +23,12 @@ from agent_runtime.audio.g711 import ulaw_decode
 from agent_runtime.call.handshake import HandshakeError, ReceiveText, read_start
 from agent_runtime.call.keypad import Keypad
 from agent_runtime.call.ledger import PlayoutLedger
-from agent_runtime.call.listener import SAMPLE_RATE, Heard, Listener
+from agent_runtime.call.listener import Heard, Listener
 from agent_runtime.call.playout import Playout
 from agent_runtime.call.recording import CallRecorder, finish_recording, recorder_for
 from agent_runtime.call.responder import Responder
 from agent_runtime.call.turn_book import TurnBook
+from agent_runtime.call.turn_loop import CallerTurn, TurnLoop
 from agent_runtime.call.turns import EchoReference
 from agent_runtime.call.watchdog import Watchdog
 from agent_runtime.call.transfer import Transfer
@@ -42,16 +42,6 @@ __all__ = ["CallSession", "CallerTurn", "HandshakeError"]
 
 SendText = Callable[[str], Awaitable[None]]
 
-
-
-@dataclass(slots=True)
-class CallerTurn:
-    audio: np.ndarray | None = None  # an utterance (int16, 8 kHz)
-    text: str | None = None  # already text (DTMF)
-    ended_at: float = 0.0
-    barged: bool = False  # the utterance interrupted the agent
-    speech_ms: float = 0.0  # from its first to its last voiced frame
-    idle: bool = False  # not the caller's: the caller has been silent too long (TurnOptions.idle_reprompt_s)
 
 
 class CallSession:
@@ -71,12 +61,12 @@ class CallSession:
         self.stalled = False
         self._said: list[str] = []  # the current generation's words, as sent to TTS
         self.outcome = Outcome()  # the current generation's
-        self._unheard = ""  # words of the last interrupted generation the caller never heard
+        self.unheard = ""  # words of the last interrupted generation the caller never heard
         self.ending = False  # a goodbye or hang-up is under way: failures no longer escalate
-        self._hang_up_reason: str | None = None  # the model asked to end the call (end_call tool)
+        self.hang_up_reason: str | None = None  # the model asked to end the call (end_call tool)
         self.turn_busy = False  # the turn loop is answering a turn
         self.last_caller_active_at = 0.0
-        self._idle_prompts = 0  # unanswered "are you still there?" prompts in a row
+        self.idle_prompts = 0  # unanswered "are you still there?" prompts in a row
         self._turns_dropped = 0
         self._failures = 0  # answers in a row the model could not give
         self.end_reason: str | None = None  # set when we end the call ourselves
@@ -115,7 +105,7 @@ class CallSession:
             runtime.providers.llm, runtime.tools, context, self.conversation, self._fallback_line, agent.max_tool_rounds,
             filler_line=render_template(agent.filler_line, context, agent.variables),
         )
-        self._context = context
+        self.context = context
         self._turns_send, turns_recv = anyio.create_memory_object_stream[CallerTurn](8)
         self.keypad = Keypad(agent.on_dtmf, context, agent.turns.dtmf_gap_ms, self._queue_keys)
         runtime.call_started(record)
@@ -123,7 +113,7 @@ class CallSession:
         try:
             async with anyio.create_task_group() as tg:
                 self._call_scope = tg.cancel_scope
-                tg.start_soon(self._turn_loop, turns_recv)
+                tg.start_soon(TurnLoop(self).run, turns_recv)
                 tg.start_soon(Watchdog(self).run)
                 tg.start_soon(self.keypad.run)
                 reason = await self._receive_loop()
@@ -191,7 +181,7 @@ class CallSession:
     def _queue_utterance(self, heard: Heard) -> None:
         audio = self.listener.take_utterance()
         if heard is Heard.TOO_LONG:
-            log.info("caller turn hit max_turn_s (%s)", self.options.max_turn_action, extra={"call_id": self._context.call_id})
+            log.info("caller turn hit max_turn_s (%s)", self.options.max_turn_action, extra={"call_id": self.context.call_id})
         if audio is not None:
             self._queue_turn(CallerTurn(audio=audio, barged=self.listener.ready_barged,
                                         speech_ms=self.listener.ready_speech_ms))
@@ -206,12 +196,12 @@ class CallSession:
             self._turns_dropped += 1
             if self._turns_dropped == 1:  # once per call: no log flood
                 log.warning("caller turns arrive faster than they are answered; dropping the newest",
-                            extra={"call_id": self._context.call_id})
+                            extra={"call_id": self.context.call_id})
 
     def _caller_active(self) -> None:
         """A key, a turn or a barge-in: the caller is there (the idle timer restarts)."""
         self.last_caller_active_at = anyio.current_time()
-        self._idle_prompts = 0
+        self.idle_prompts = 0
 
     async def _on_dtmf(self, digit: str) -> None:
         self._caller_active()
@@ -242,7 +232,7 @@ class CallSession:
         # Only marks echoed before this `clear` count as heard, so what was missed is known now;
         # if the caller only said "uh-huh", the turn loop says these words again (a false interruption).
         heard = len(self.ledger.heard_text(generation).split())
-        self._unheard = " ".join(self._said[heard:])
+        self.unheard = " ".join(self._said[heard:])
         if self.generation_scope is not None:
             self.generation_scope.cancel()  # _generate records the heard text when it unwinds
         else:
@@ -254,78 +244,8 @@ class CallSession:
         heard = len(self.ledger.heard_text(generation).split())
         self.conversation.cut_to_heard(generation, heard, self._said)
 
-    # ---- turns --------------------------------------------------------------------------
-    async def _turn_loop(self, turns: MemoryObjectReceiveStream[CallerTurn]) -> None:
-        agent = self.runtime.agent
-        greeting = render_template(agent.greeting, self._context, agent.variables)
-        trace = TurnTrace(generation=0, stages={"end_of_speech": self.started_at or anyio.current_time()})
-        await self._generate(trace, fixed_text=greeting, greeting=True)
-        async with turns:
-            async for turn in turns:
-                self.turn_busy = True
-                await self._answer(turn)
-                self.turn_busy = False
-                if self._hang_up_reason is not None or self.transfer.accepted is not None or self.ending:
-                    return  # the call is ending (hang-up, transfer or goodbye): this loop's work is done
-
-    async def _answer(self, turn: CallerTurn) -> None:
-        """One turn: transcribe, then reply (or resume after a false interruption, or re-prompt)."""
-        trace = TurnTrace(generation=0)
-        trace.stages["end_of_speech"] = turn.ended_at
-        if turn.idle:
-            await self._on_idle(trace)
-            return
-        text = turn.text
-        if text is None and turn.audio is not None:
-            text = await self._transcribe(turn.audio, trace)
-        unheard, self._unheard = self._unheard, ""
-        if text is None:
-            return  # STT failed: the fallback line was spoken
-        if turn.barged and unheard and self.options.is_backchannel(text, turn.speech_ms):
-            log.info("false interruption (%r, %.0f ms of speech): saying the missed words again", text,
-                     turn.speech_ms, extra={"call_id": self._context.call_id})
-            await self._generate(trace, fixed_text=unheard)
-            return
-        if not text:
-            log.info("empty transcript; staying silent on purpose", extra={"call_id": self._context.call_id})
-            return
-        trace.user_text = text
-        self.conversation.add_user(text)
-        await self._generate(trace)
-        if self._hang_up_reason is not None:
-            log.info("the agent ends the call (%s)", self._hang_up_reason, extra={"call_id": self._context.call_id})
-            await self.hang_up("agent_hung_up")
-        elif self.transfer.accepted is not None:
-            await self.transfer.complete()  # the caller goes to people
-
-    async def _on_idle(self, trace: TurnTrace) -> None:
-        agent = self.runtime.agent
-        if self._idle_prompts > self.options.idle_max_prompts:
-            log.info("caller silent after %d prompts; ending the call", self._idle_prompts - 1,
-                     extra={"call_id": self._context.call_id})
-            self.ending = True
-            goodbye = render_template(agent.idle_goodbye_line, self._context, agent.variables)
-            await self._generate(trace, fixed_text=goodbye)
-            await self.hang_up("caller_idle")
-            return
-        log.info("caller silent for %.0f s; asking if they are still there", self.options.idle_reprompt_s,
-                 extra={"call_id": self._context.call_id})
-        await self._generate(trace, fixed_text=render_template(agent.idle_line, self._context, agent.variables))
-
-    async def _transcribe(self, audio: np.ndarray, trace: TurnTrace) -> str | None:
-        """The caller's words ("" when there were none); None when STT failed (the fallback was spoken)."""
-        try:
-            with anyio.fail_after(self.options.stt_timeout_s):
-                text = (await self.runtime.providers.stt.transcribe(audio, SAMPLE_RATE)).strip()
-        except Exception as exc:  # includes the timeout: the caller hears the fallback, not silence
-            log.warning("stt failed (%s); speaking the fallback line", type(exc).__name__, extra={"call_id": self._context.call_id})
-            await self._speak_fallback(trace)
-            await self._count_failure(True)
-            return None
-        trace.stages["stt_done"] = anyio.current_time()
-        return text
-
-    async def _generate(
+    # ---- generations ------------------------------------------------------------------
+    async def generate(
         self, trace: TurnTrace, fixed_text: str | None = None, greeting: bool = False, remember: bool = True,
         fallback: bool = False,
     ) -> None:
@@ -369,26 +289,26 @@ class CallSession:
                 await self.playout.clear()
             why = f"sent no audio for {self.options.no_audio_timeout_s:.1f} s" if self.stalled else "TTS gave no audio"
             if fallback:
-                log.error("generation %d (the fallback line) %s", generation, why, extra={"call_id": self._context.call_id})
+                log.error("generation %d (the fallback line) %s", generation, why, extra={"call_id": self.context.call_id})
             else:
-                log.warning("generation %d %s; speaking the fallback line", generation, why, extra={"call_id": self._context.call_id})
-                await self._speak_fallback(TurnTrace(generation=0))
+                log.warning("generation %d %s; speaking the fallback line", generation, why, extra={"call_id": self.context.call_id})
+                await self.speak_fallback(TurnTrace(generation=0))
         if (fixed_text is None or silent) and not fallback:  # a fallback's failure is its generation's
-            await self._count_failure(outcome.failed or silent)
+            await self.count_failure(outcome.failed or silent)
 
-    async def _speak_fallback(self, trace: TurnTrace) -> None:
+    async def speak_fallback(self, trace: TurnTrace) -> None:
         """The fallback line, not written into history (cached at start-up, so TTS is not needed)."""
-        await self._generate(trace, fixed_text=self._fallback_line, remember=False, fallback=True)
+        await self.generate(trace, fixed_text=self._fallback_line, remember=False, fallback=True)
 
-    async def _count_failure(self, failed: bool) -> None:
+    async def count_failure(self, failed: bool) -> None:
         """After repeated failures, a polite goodbye rather than a caller stuck in a loop."""
         self._failures = self._failures + 1 if failed else 0
         if self._failures < self.runtime.agent.max_consecutive_failures or self.ending:
             return
         self.ending = True
-        log.warning("%d failed answers in a row; ending the call politely", self._failures, extra={"call_id": self._context.call_id})
-        goodbye = render_template(self.runtime.agent.goodbye_line, self._context, self.runtime.agent.variables)
-        await self._generate(TurnTrace(generation=0), fixed_text=goodbye, remember=False, fallback=True)
+        log.warning("%d failed answers in a row; ending the call politely", self._failures, extra={"call_id": self.context.call_id})
+        goodbye = render_template(self.runtime.agent.goodbye_line, self.context, self.runtime.agent.variables)
+        await self.generate(TurnTrace(generation=0), fixed_text=goodbye, remember=False, fallback=True)
         await self.hang_up("failed")
 
     async def hand_off(self, queue: str, reason: str, summary: str) -> str:
@@ -397,7 +317,7 @@ class CallSession:
 
     async def hang_up_after_speech(self, reason: str) -> str:
         """CallControls: the call ends once this generation's words have played (their marks are back)."""
-        self._hang_up_reason = reason
+        self.hang_up_reason = reason
         return "ok: the call ends after your last words have played"
 
     async def wait_played(self, timeout_s: float) -> None:
@@ -420,7 +340,7 @@ class CallSession:
 
     def queue_idle_turn(self) -> None:
         """Watchdog: the caller has been silent too long; the turn loop asks if they are still there."""
-        self._idle_prompts += 1
+        self.idle_prompts += 1
         self._queue_turn(CallerTurn(idle=True))
 
     @property
@@ -439,5 +359,5 @@ class CallSession:
     def _publish_turn(self, trace: TurnTrace, started_epoch_s: float) -> None:
         assert self.record is not None
         self.record.turns.append(trace)
-        self.runtime.observer.turn(self._context.call_id, trace.generation, trace.kind, trace.interrupted,
+        self.runtime.observer.turn(self.context.call_id, trace.generation, trace.kind, trace.interrupted,
                                    started_epoch_s, trace.stages)

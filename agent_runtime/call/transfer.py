@@ -47,7 +47,7 @@ class Transfer:
         store = session.runtime.queue_store
         if store is None:
             raise ToolError("no human queue is configured on this runtime")
-        context = session._context
+        context = session.context
         messages = session.conversation.messages
         last = next((m["content"] for m in reversed(messages) if m["role"] == "user" and m.get("content")), "")
         record = Handoff(
@@ -67,7 +67,7 @@ class Transfer:
         try:
             await self._session.runtime.announce_handoffs()
         except Exception:  # the event is stored with the handoff; the next relay (or a restart) sends it
-            log.exception("handoff event not relayed yet", extra={"call_id": self._session._context.call_id})
+            log.exception("handoff event not relayed yet", extra={"call_id": self._session.context.call_id})
 
     async def _failed(self, record: Handoff, error: str) -> None:
         """The carrier will not bridge this caller: the handoff leaves the queue, and the world is told."""
@@ -92,8 +92,8 @@ class Transfer:
         session, record = self._session, self.accepted
         assert record is not None
         agent = session.runtime.agent
-        line = render_template(agent.handoff_line, session._context, agent.variables)
-        await session._generate(TurnTrace(generation=0), fixed_text=line)
+        line = render_template(agent.handoff_line, session.context, agent.variables)
+        await session.generate(TurnTrace(generation=0), fixed_text=line)
         await session.wait_played(session.playout.queued_s() + 2.0)
         codec = session.codec
         if codec.supports("transfer"):
@@ -109,8 +109,8 @@ class Transfer:
             log.warning("transfer refused (%s)", error, extra={"call_id": record.call_id, "handoff_id": record.id})
             self.accepted = None
             await self._failed(record, error)
-            failed = render_template(agent.transfer_failed_line, session._context, agent.variables)
-            await session._generate(TurnTrace(generation=0), fixed_text=failed)
+            failed = render_template(agent.transfer_failed_line, session.context, agent.variables)
+            await session.generate(TurnTrace(generation=0), fixed_text=failed)
             return
         # No transfer extension: end the stream; the carrier asks the `action` URL, which finds the
         # waiting handoff in the queue store and answers with the transfer.
