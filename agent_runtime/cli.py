@@ -22,7 +22,7 @@ def _run(main, *args) -> None:  # noqa: ANN001
 def cmd_serve(args: argparse.Namespace) -> None:
     from agent_runtime.config import ServerConfig
     from agent_runtime.handoff.store import SqliteQueueStore
-    from agent_runtime.call.greeting import warm_lines
+    from agent_runtime.call.line_cache import warm_lines
     from agent_runtime.providers.base import warm_up
     from agent_runtime.providers.factory import build_providers
     from agent_runtime.providers.settings import ProviderSettings
@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     async def main() -> None:
         await warm_up(providers)
-        await warm_lines(runtime.greetings, agent, providers.tts)  # greeting leaves at once; fallback works without TTS
+        await warm_lines(runtime.lines, agent, providers.tts)  # greeting leaves at once; fallback works without TTS
         runtime.observer.enable_spans(os.environ)  # OTel turn spans when OTEL_EXPORTER_OTLP_ENDPOINT is set
         freeze_startup_objects()
         async with delivering(outbox, config.webhook_secrets), anyio.create_task_group() as tg:

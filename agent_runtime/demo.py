@@ -10,7 +10,7 @@ from agent_runtime.agent.definition import Agent
 from agent_runtime.agent.loading import load_agent
 from agent_runtime.audio.wav import read_wav_mono, write_wav
 from agent_runtime.config import ServerConfig
-from agent_runtime.call.greeting import warm_lines
+from agent_runtime.call.line_cache import warm_lines
 from agent_runtime.providers.base import warm_up
 from agent_runtime.providers.factory import build_providers
 from agent_runtime.providers.settings import ProviderSettings
@@ -39,7 +39,7 @@ async def run_demo(caller_wav: Path, recording: Path, agent: Agent | None = None
     providers = build_providers(ProviderSettings.from_env(os.environ))
     runtime = Runtime(config, agent or load_agent(None), providers, emit=outbox.enqueue if outbox else None)
     await warm_up(providers)
-    await warm_lines(runtime.greetings, runtime.agent, providers.tts)
+    await warm_lines(runtime.lines, runtime.agent, providers.tts)
     print(f"engines: {providers.names}")
     audio, _ = read_wav_mono(caller_wav, 8000)
     script = CallScript(utterances=[Utterance(audio)], hangup_after_s=1.0)

@@ -24,7 +24,7 @@ from agent_runtime.handoff.announce import relay
 from agent_runtime.handoff.store import QueueStore
 from agent_runtime.call.end_call_tool import end_call_tool
 from agent_runtime.handoff.tool import handoff_tool
-from agent_runtime.call.greeting import GreetingCache
+from agent_runtime.call.line_cache import LineCache
 from agent_runtime.observability import Observer
 from agent_runtime.providers.base import Providers
 from agent_runtime.webhooks.events import CALL_ENDED, CALL_STARTED
@@ -125,7 +125,7 @@ class Runtime:
         self.finished_calls: deque[CallRecord] = deque(maxlen=200)
         self.calls_ended = 0
         self.observer = Observer(lambda: len(self.active_calls), lambda: self.calls_ended)  # metrics, turn log, spans
-        self.greetings = GreetingCache()  # the greeting's audio, ready to send (call/greeting.py)
+        self.lines = LineCache()  # the agent's fixed lines as audio, ready to send (call/line_cache.py)
         # Events from sync code (call start/end) wait here for `pump_events` to hand them to `emit`:
         # the call path never waits on the outbox's disk write.
         self._events_in, self._events_out = anyio.create_memory_object_stream[tuple[str, dict[str, Any]]](1000)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from agent_runtime.agent.definition import Agent
-from agent_runtime.call.greeting import GreetingCache, static_line, warm_lines
+from agent_runtime.call.line_cache import LineCache, static_line, warm_lines
 from agent_runtime.providers.base import Providers
 from agent_runtime.providers.standin import StandInLLM, StandInSTT, StandInTTS
 from agent_runtime.sim.caller import CallScript, place_call
@@ -75,7 +75,7 @@ async def test_warm_up_fills_the_cache_for_the_first_caller() -> None:
     async with live_agent(Providers(stt=StandInSTT(), llm=StandInLLM(), tts=tts)) as agent:
         runtime = agent.runtime
         greeting = static_line(runtime.agent, runtime.agent.greeting)
-        assert greeting is not None and greeting in await warm_lines(runtime.greetings, runtime.agent, tts)
+        assert greeting is not None and greeting in await warm_lines(runtime.lines, runtime.agent, tts)
         result = await place_call(agent.connect_url, _greeting_only(), SECRET)
         await agent.ended_call()
     assert result.greeting_latency_ms is not None and result.greeting_latency_ms < 0.5 * TTS_DELAY_S * 1000
@@ -92,7 +92,7 @@ def test_only_greetings_without_per_call_variables_are_warmed() -> None:
 
 
 def test_cache_is_a_small_lru() -> None:
-    cache = GreetingCache(max_entries=2)
+    cache = LineCache(max_entries=2)
     cache.put("a", b"\x01" * 800)
     cache.put("b", b"\x02" * 800)
     assert cache.get("a") is not None  # a is now the most recent

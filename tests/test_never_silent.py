@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agent_runtime.agent.definition import Agent
-from agent_runtime.call.greeting import warm_lines
+from agent_runtime.call.line_cache import warm_lines
 from agent_runtime.providers.base import Providers
 from agent_runtime.providers.standin import StandInLLM, StandInSTT, StandInTTS
 from agent_runtime.sim.caller import CallScript, Utterance, place_call
@@ -51,7 +51,7 @@ def _questions(n: int) -> list[Utterance]:
 
 async def _call(providers: Providers, tts: StandInTTS, script: CallScript, agent: Agent | None = None):  # noqa: ANN202
     async with live_agent(providers, agent) as live:
-        await warm_lines(live.runtime.greetings, live.runtime.agent, tts)  # as `serve` does at start-up
+        await warm_lines(live.runtime.lines, live.runtime.agent, tts)  # as `serve` does at start-up
         if isinstance(tts, BreakableTTS):
             tts.broken = True
         result = await place_call(live.connect_url, script, SECRET)

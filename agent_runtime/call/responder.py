@@ -18,7 +18,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from agent_runtime.agent.orchestrator import Orchestrator, Outcome
 from agent_runtime.audio.g711 import ulaw_encode
 from agent_runtime.audio.resample import StreamResampler
-from agent_runtime.call.greeting import GreetingCache
+from agent_runtime.call.line_cache import LineCache
 from agent_runtime.call.playout import SAMPLE_RATE, Playout
 from agent_runtime.providers.base import TTS
 from agent_runtime.runtime import TurnTrace
@@ -32,7 +32,7 @@ class Responder:
         self._playout = playout
         self._call_id = call_id
 
-    async def say_line(self, trace: TurnTrace, text: str, cache: GreetingCache) -> bool:
+    async def say_line(self, trace: TurnTrace, text: str, cache: LineCache) -> bool:
         """A fixed line (greeting, fallback, goodbye): from the cache when its audio is there
         (True: no TTS needed, so it is heard even while TTS fails), else spoken and then cached."""
         audio = cache.get(text)

@@ -1,8 +1,8 @@
-"""One call's life: handshake, then an anyio task group of receive loop, turn loop and watchdog.
+"""One call's life: handshake, then an anyio task group of receive loop, turn loop, watchdog, keypad.
 
-Receive loop: frames → codec → μ-law decode → listener (VAD, barge-in) → marks → turns queue.
-Turn loop: greeting, then for each caller turn STT → LLM → TTS → playout, one generation at a time.
-Watchdog: a generation that sends no audio is replaced by the fallback line (never silent).
+Receive loop (here): frames → codec → μ-law decode → listener (VAD, barge-in) → marks → turns queue.
+Turn loop (call/turn_loop.py): greeting, then each caller turn answered by one generation (here):
+STT → LLM → TTS → playout. Watchdog (call/watchdog.py): stalls and idle callers (never silent).
 `stop` or a dropped socket cancels the group, which ends every task of the call at once.
 """
 
@@ -231,8 +231,7 @@ class CallSession:
         self._caller_active()
         # Only marks echoed before this `clear` count as heard, so what was missed is known now;
         # if the caller only said "uh-huh", the turn loop says these words again (a false interruption).
-        heard = len(self.ledger.heard_text(generation).split())
-        self.unheard = " ".join(self._said[heard:])
+        self.unheard = " ".join(self._said[self._heard_words(generation):])
         if self.generation_scope is not None:
             self.generation_scope.cancel()  # _generate records the heard text when it unwinds
         else:
@@ -240,16 +239,21 @@ class CallSession:
         self.generation_done = True
         await self.playout.clear()
 
+    def _heard_words(self, generation: int) -> int:
+        return len(self.ledger.heard_text(generation).split())
+
     def _cut_history(self, generation: int) -> None:
-        heard = len(self.ledger.heard_text(generation).split())
-        self.conversation.cut_to_heard(generation, heard, self._said)
+        self.conversation.cut_to_heard(generation, self._heard_words(generation), self._said)
 
     # ---- generations ------------------------------------------------------------------
     async def generate(
         self, trace: TurnTrace, fixed_text: str | None = None, greeting: bool = False, remember: bool = True,
-        fallback: bool = False,
+        last_resort: bool = False,
     ) -> None:
-        """Runs one generation. Only its heard part stays in history when it is cut."""
+        """Runs one generation. Only its heard part stays in history when it is cut.
+
+        `last_resort`: the fallback or goodbye line; if it is silent too, that is logged, not answered
+        with yet another line, and it does not count as a failed answer."""
         self._generation += 1
         generation = trace.generation = self._generation
         trace.stages.setdefault("end_of_speech", anyio.current_time())
@@ -268,7 +272,7 @@ class CallSession:
                 outcome.said_words.extend(clean_for_speech(fixed_text).split())
                 if remember:
                     self.conversation.add_assistant(generation, fixed_text, (0, len(outcome.said_words)))
-                cached = await self.responder.say_line(trace, fixed_text, self.runtime.greetings)
+                cached = await self.responder.say_line(trace, fixed_text, self.runtime.lines)
                 if greeting:
                     self.runtime.observer.metrics.greeting_cache.labels("hit" if cached else "miss").inc()
             else:
@@ -288,17 +292,17 @@ class CallSession:
             if self.stalled:
                 await self.playout.clear()
             why = f"sent no audio for {self.options.no_audio_timeout_s:.1f} s" if self.stalled else "TTS gave no audio"
-            if fallback:
-                log.error("generation %d (the fallback line) %s", generation, why, extra={"call_id": self.context.call_id})
+            if last_resort:
+                log.error("generation %d (a last-resort line) %s", generation, why, extra={"call_id": self.context.call_id})
             else:
                 log.warning("generation %d %s; speaking the fallback line", generation, why, extra={"call_id": self.context.call_id})
                 await self.speak_fallback(TurnTrace(generation=0))
-        if (fixed_text is None or silent) and not fallback:  # a fallback's failure is its generation's
+        if (fixed_text is None or silent) and not last_resort:  # a last resort's failure is its generation's
             await self.count_failure(outcome.failed or silent)
 
     async def speak_fallback(self, trace: TurnTrace) -> None:
         """The fallback line, not written into history (cached at start-up, so TTS is not needed)."""
-        await self.generate(trace, fixed_text=self._fallback_line, remember=False, fallback=True)
+        await self.generate(trace, fixed_text=self._fallback_line, remember=False, last_resort=True)
 
     async def count_failure(self, failed: bool) -> None:
         """After repeated failures, a polite goodbye rather than a caller stuck in a loop."""
@@ -308,7 +312,7 @@ class CallSession:
         self.ending = True
         log.warning("%d failed answers in a row; ending the call politely", self._failures, extra={"call_id": self.context.call_id})
         goodbye = render_template(self.runtime.agent.goodbye_line, self.context, self.runtime.agent.variables)
-        await self.generate(TurnTrace(generation=0), fixed_text=goodbye, remember=False, fallback=True)
+        await self.generate(TurnTrace(generation=0), fixed_text=goodbye, remember=False, last_resort=True)
         await self.hang_up("failed")
 
     async def hand_off(self, queue: str, reason: str, summary: str) -> str:

@@ -37,11 +37,6 @@ MAX_CONNECT_BODY = 64 * 1024
 CALL_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    """Rozper's error envelope (server/errors.py)."""
-    return envelope(status, code, message)
-
-
 def _connect_instructions(runtime: Runtime, context: CallContext, dialect: str, record: bool = False) -> VoiceInstructions:
     token = runtime.tokens.issue(context)
     # When the runtime closes the stream to hand the caller over, the carrier asks `action` what's next.
@@ -79,17 +74,17 @@ def create_app(runtime: Runtime) -> Starlette:
         try:
             body = await read_body(request, MAX_CONNECT_BODY)
         except BodyTooLarge:
-            return {}, error(413, "bad_request", f"body over {MAX_CONNECT_BODY} bytes")
+            return {}, envelope(413, "bad_request", f"body over {MAX_CONNECT_BODY} bytes")
         problem = check_rozper_body(config, request.headers, body)
         if problem:
             log.warning("%s refused: %s", what, problem)
-            return {}, error(401, "unauthorized", "signature verification failed")
+            return {}, envelope(401, "unauthorized", "signature verification failed")
         try:
             data = json.loads(body)["data"]
         except (ValueError, KeyError, TypeError):
             data = None
         if not isinstance(data, dict):
-            return {}, error(400, "bad_request", "body must be a call event with a data object")
+            return {}, envelope(400, "bad_request", "body must be a call event with a data object")
         return data, None
 
     async def rozper_voice(request: Request) -> Response:
@@ -98,7 +93,7 @@ def create_app(runtime: Runtime) -> Starlette:
             return refused
         call_id = str(data.get("call_id") or runtime.new_call_id())
         if not CALL_ID.fullmatch(call_id):
-            return error(422, "invalid_param", "data.call_id: 1-128 letters, digits, or _ . : -")
+            return envelope(422, "invalid_param", "data.call_id: 1-128 letters, digits, or _ . : -")
         context = CallContext(
             call_id=call_id,
             caller=str(data.get("from", "unknown")),
@@ -114,21 +109,21 @@ def create_app(runtime: Runtime) -> Starlette:
             return refused
         call_id = request.path_params["call_id"]
         if data.get("call_id", call_id) != call_id:  # a signed event about another call must not read this one's transfer
-            return error(400, "bad_request", "data.call_id does not match the call in the URL")
+            return envelope(400, "bad_request", "data.call_id does not match the call in the URL")
         return JSONResponse(render_rozper(await _after_stream(runtime, call_id)))
 
     async def twilio_checked(request: Request, what: str) -> tuple[dict[str, list[str]], Response | None]:
         if "x-twilio-signature" not in request.headers and not config.unsigned_allowed:
             log.warning("twilio %s refused: missing X-Twilio-Signature", what)
-            return {}, error(403, "forbidden", "signature verification failed")
+            return {}, envelope(403, "forbidden", "signature verification failed")
         try:
             params = twilio_params(await read_body(request, MAX_CONNECT_BODY))
         except BodyTooLarge:
-            return {}, error(413, "bad_request", f"body over {MAX_CONNECT_BODY} bytes")
+            return {}, envelope(413, "bad_request", f"body over {MAX_CONNECT_BODY} bytes")
         problem = check_twilio_form(config, request.headers, twilio_url(config, request), params)
         if problem:
             log.warning("twilio %s refused: %s", what, problem)
-            return params, error(403, "forbidden", "signature verification failed")
+            return params, envelope(403, "forbidden", "signature verification failed")
         return params, None
 
     async def twilio_after_stream(request: Request) -> Response:
@@ -148,7 +143,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
         call_id = first("CallSid", "") or runtime.new_call_id()
         if not CALL_ID.fullmatch(call_id):
-            return error(422, "invalid_param", "CallSid: 1-128 letters, digits, or _ . : -")
+            return envelope(422, "invalid_param", "CallSid: 1-128 letters, digits, or _ . : -")
         context = CallContext(
             call_id=call_id,
             caller=first("From", "unknown"),

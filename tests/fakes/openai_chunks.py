@@ -23,17 +23,13 @@ def chunk(
     model: str = DEFAULT_MODEL,
 ) -> dict[str, Any]:
     """One `chat.completion.chunk` with a single choice, exactly as OpenAI sends it."""
-    return {
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": CREATED,
-        "model": model,
-        "system_fingerprint": "fp_fake",
-        "choices": [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        ],
-        "usage": None,
-    }
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    return _envelope([choice], None, id, model)
+
+
+def _envelope(choices: list[dict[str, Any]], usage: dict[str, Any] | None, id: str, model: str) -> dict[str, Any]:
+    return {"id": id, "object": "chat.completion.chunk", "created": CREATED, "model": model,
+            "system_fingerprint": "fp_fake", "choices": choices, "usage": usage}
 
 
 def role_chunk(**kw: Any) -> dict[str, Any]:
@@ -77,20 +73,9 @@ def usage_chunk(
     model: str = DEFAULT_MODEL,
 ) -> dict[str, Any]:
     """The extra final chunk sent with `stream_options.include_usage`: no choices."""
-    return {
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": CREATED,
-        "model": model,
-        "system_fingerprint": "fp_fake",
-        "choices": [],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "completion_tokens_details": {"reasoning_tokens": 0},
-        },
-    }
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": prompt_tokens + completion_tokens, "completion_tokens_details": {"reasoning_tokens": 0}}
+    return _envelope([], usage, id, model)
 
 
 @dataclass(frozen=True)

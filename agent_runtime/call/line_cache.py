@@ -28,8 +28,8 @@ MAX_SECONDS = 30.0  # a longer "greeting" is not worth holding in memory
 PER_CALL_FIELDS = frozenset({"caller", "callee", "call_id", "time", "date"})
 
 
-class GreetingCache:
-    """Rendered greeting text → its μ-law audio. Event loop only."""
+class LineCache:
+    """Rendered line text → its μ-law audio. Event loop only."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self._entries: OrderedDict[str, bytes] = OrderedDict()
@@ -69,7 +69,7 @@ async def synthesize_ulaw(tts: TTS, text: str) -> bytes:
     return ulaw_encode(np.concatenate(parts)) if parts else b""
 
 
-async def warm_lines(cache: GreetingCache, agent: Agent, tts: TTS) -> list[str]:
+async def warm_lines(cache: LineCache, agent: Agent, tts: TTS) -> list[str]:
     """Caches the greeting, fallback and goodbye lines at start-up; returns the texts cached
     (a line that varies per call is cached by the first call that speaks it)."""
     warmed = []
